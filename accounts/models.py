@@ -1,0 +1,33 @@
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class User(AbstractUser):
+    """A tenant's user (in that tenant's database) or a platform staff member (main DB)."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    email = models.EmailField("email address", max_length=254)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    # Tokens issued before this instant are refused (password change, role change,
+    # deactivation); stored here so revocation survives a cache flush.
+    tokens_valid_after = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        return self.role == self.Role.ADMIN

@@ -1,0 +1,126 @@
+"""The one error shape: `{"status", "error", "message"[, "details"]}`.
+
+Every API error leaves through `api_exception_handler` (DRF) or `error_response` (middleware
+and Django's error handlers), never as an HTML page or a bare `{"detail": ...}`.
+"""
+
+import logging
+from http import HTTPStatus
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger("config.errors")
+
+# RFC 9110 names where Python's table still has the older ones.
+_PHRASES = {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+
+
+def reason_phrase(status_code: int) -> str:
+    if status_code in _PHRASES:
+        return _PHRASES[status_code]
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Error"
+
+
+def error_body(status_code: int, message: str, details: dict | None = None) -> dict:
+    body = {"status": status_code, "error": reason_phrase(status_code), "message": message}
+    if details:
+        body["details"] = details
+    return body
+
+
+def error_response(
+    status_code: int, message: str, details: dict | None = None, headers: dict | None = None
+) -> JsonResponse:
+    return JsonResponse(
+        error_body(status_code, message, details), status=status_code, headers=headers
+    )
+
+
+class TenantAccessDenied(exceptions.PermissionDenied):
+    default_detail = "Tenant access denied"
+    default_code = "tenant_access_denied"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict"
+    default_code = "conflict"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Service unavailable"
+    default_code = "service_unavailable"
+
+
+def _flatten(detail) -> dict[str, list[str]]:
+    """DRF's nested error detail as `{"field": ["message", ...]}`."""
+    if isinstance(detail, dict):
+        out: dict[str, list[str]] = {}
+        for field, value in detail.items():
+            if isinstance(value, dict):
+                for sub, messages in _flatten(value).items():
+                    out[f"{field}.{sub}"] = messages
+            elif isinstance(value, list):
+                messages = []
+                for item in value:
+                    if isinstance(item, dict):
+                        for sub, sub_messages in _flatten(item).items():
+                            out[f"{field}.{sub}"] = sub_messages
+                    else:
+                        messages.append(str(item))
+                if messages:
+                    out[str(field)] = messages
+            else:
+                out[str(field)] = [str(value)]
+        return out
+    if isinstance(detail, list):
+        return {"non_field_errors": [str(item) for item in detail]}
+    return {"non_field_errors": [str(detail)]}
+
+
+_MESSAGES = {
+    exceptions.NotAuthenticated: "Missing authorization header",
+    exceptions.ParseError: "Malformed JSON",
+    exceptions.NotFound: "Not found",
+}
+
+
+def api_exception_handler(exc, context):
+    """DRF exception handler that renders every error in the project's envelope."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+        return error_response(500, "Internal server error")
+
+    headers = {
+        k: v for k, v in response.items() if k in ("Retry-After", "WWW-Authenticate", "Allow")
+    }
+    code = response.status_code
+    if isinstance(exc, exceptions.ValidationError):
+        details = _flatten(exc.detail)
+        return error_response(400, "Validation failed", details, headers)
+    message = _MESSAGES.get(type(exc))
+    if message is None:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        message = str(detail) if not isinstance(detail, (dict, list)) else reason_phrase(code)
+    if isinstance(exc, exceptions.Throttled):
+        message = "Too many requests"
+    if isinstance(exc, exceptions.ParseError) and "JSON" not in str(exc.detail):
+        message = str(exc.detail)
+    return error_response(code, message, None, headers)

@@ -1,0 +1,285 @@
+"""Settings, read from the environment (and an optional `.env` file) with django-environ.
+
+Every variable is listed in `.env.example` and the README. With nothing set the project
+runs on the embedded default: SQLite files under `var/`, in-memory channel layer and
+local-memory cache. `APP_ENV=production` refuses to start with unsafe values.
+"""
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Environment --------------------------------------------------------------------------
+APP_ENV = env.str("APP_ENV", default="development")
+PRODUCTION = APP_ENV == "production"
+TESTING = env.bool("TESTING", default="pytest" in sys.modules)
+# Separates the databases of test runs that share one PostgreSQL server.
+TEST_RUN_TAG = env.str("TEST_RUN_TAG", default="")
+
+_DEV_SECRET = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105 (refused in production)
+SECRET_KEY = env.str("SECRET_KEY", default="" if PRODUCTION else _DEV_SECRET)
+DEBUG = env.bool("DEBUG", default=not PRODUCTION and not TESTING)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
+
+# --- Applications -------------------------------------------------------------------------
+# Where each table lives (ARCHITECTURE.md): apps in SHARED_APPS migrate on the main
+# database, apps in TENANT_APPS on every tenant database; apps in both live in both.
+SHARED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "corsheaders",
+    "channels",
+    "tenants",
+    "accounts",
+    "logstream",
+]
+TENANT_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "accounts",
+    "rest_framework_simplejwt.token_blacklist",
+    "addressbook",
+]
+INSTALLED_APPS = list(dict.fromkeys(SHARED_APPS + TENANT_APPS))
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "tenants.middleware.TenantMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases ----------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+# Persistent connections suit a WSGI worker; under ASGI they leak (Django #33497), so the
+# embedded default (daphne) keeps 0.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+        "DB_CONNECT_TIMEOUT", default=5
+    )
+    if TEST_RUN_TAG:
+        DATABASES["default"]["TEST"] = {
+            "NAME": f"test_{DATABASES['default']['NAME']}_{TEST_RUN_TAG}"
+        }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DATABASE_ROUTERS = ["tenants.routers.TenantRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Tenancy ------------------------------------------------------------------------------
+# Server for tenant databases; empty means the server of DATABASE_URL.
+TENANT_DATABASE_URL = env.str("TENANT_DATABASE_URL", default="")
+TENANT_DB_PREFIX = env.str("TENANT_DB_PREFIX", default="tenant_")
+TENANT_SQLITE_DIR = Path(env.str("TENANT_SQLITE_DIR", default=str(VAR_DIR / "tenants")))
+if TESTING:
+    # The suite only ever creates or touches databases whose names carry the test prefix.
+    TENANT_DB_PREFIX = f"test_{TENANT_DB_PREFIX}{TEST_RUN_TAG + '_' if TEST_RUN_TAG else ''}"
+    TENANT_SQLITE_DIR = VAR_DIR / "test-tenants" / (TEST_RUN_TAG or "default")
+TENANT_BASE_DOMAIN = env.str("TENANT_BASE_DOMAIN", default="localhost")
+TENANT_DEFAULT = env.str("TENANT_DEFAULT", default="")
+TENANT_HEADER = env.str("TENANT_HEADER", default="X-Tenant")
+TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=[])
+# Seconds before a process re-checks the shared cache for tenant or domain changes.
+TENANT_CACHE_TTL = env.float("TENANT_CACHE_TTL", default=5.0)
+# Process-wide bound on open tenant database connections; idle ones beyond it are closed.
+TENANT_MAX_OPEN_CONNECTIONS = env.int("TENANT_MAX_OPEN_CONNECTIONS", default=32)
+
+# --- Cache, channel layer -----------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"test{TEST_RUN_TAG}" if TESTING else "",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Authentication -----------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+# Argon2id with OWASP's minimum parameter set (m=19 MiB, t=2, p=1): about 19 ms a hash.
+PASSWORD_HASHERS = [
+    "accounts.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "accounts.validators.PasswordStrengthValidator"},
+]
+
+JWT_SECRET = env.str("JWT_SECRET", default="" if PRODUCTION else SECRET_KEY)
+ACCESS_TOKEN_TTL = env.int("ACCESS_TOKEN_TTL", default=15 * 60)
+REFRESH_TOKEN_TTL = env.int("REFRESH_TOKEN_TTL", default=7 * 24 * 3600)
+JWT_ISSUER = env.str("JWT_ISSUER", default="tenantkit")
+JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="tenantkit-api")
+SIMPLE_JWT = {
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SECRET,
+    "AUDIENCE": JWT_AUDIENCE,
+    "ISSUER": JWT_ISSUER,
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=ACCESS_TOKEN_TTL),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=REFRESH_TOKEN_TTL),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_CLAIM": "user_id",
+    "JTI_CLAIM": "jti",
+    "LEEWAY": 0,
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Limits -------------------------------------------------------------------------------
+RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=1200)
+LOGIN_RATE_LIMIT_PER_MINUTE = env.int("LOGIN_RATE_LIMIT_PER_MINUTE", default=20)
+LOGIN_LOCKOUT_THRESHOLD = env.int("LOGIN_LOCKOUT_THRESHOLD", default=10)
+LOGIN_LOCKOUT_WINDOW = env.int("LOGIN_LOCKOUT_WINDOW", default=900)
+MAX_REQUEST_SIZE_BYTES = env.int("MAX_REQUEST_SIZE_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_SIZE_BYTES
+
+# --- CORS ---------------------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_CREDENTIALS = env.bool("CORS_CREDENTIALS", default=False)
+if "*" in CORS_ALLOWED_ORIGINS:
+    if CORS_ALLOW_CREDENTIALS:
+        raise ImproperlyConfigured(
+            "CORS_ALLOWED_ORIGINS='*' together with CORS_CREDENTIALS=true lets any site "
+            "make credentialed requests; list the allowed origins instead."
+        )
+    CORS_ALLOWED_ORIGINS = []
+    CORS_ALLOW_ALL_ORIGINS = True
+
+# --- Log stream ---------------------------------------------------------------------------
+APP_WS_PORT = env.int("APP_WS_PORT", default=9000)
+WS_LOG_BUFFER_SIZE = env.int("WS_LOG_BUFFER_SIZE", default=1000)
+WS_LOG_FORMAT = env.str("WS_LOG_FORMAT", default="text")
+WS_LOGS_ADMIN_USER = env.list("WS_LOGS_ADMIN_USER", default=[])
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "[{asctime}] {levelname} [{name}] {message}", "style": "{"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "text"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
+        for name in ("config", "tenants", "accounts", "addressbook", "logstream")
+    },
+}
+
+# --- Security -----------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Internationalisation, static files ---------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+
+# --- Production guard ---------------------------------------------------------------------
+def _production_problems() -> list[str]:
+    problems = []
+    if len(SECRET_KEY) < 32 or SECRET_KEY == _DEV_SECRET:
+        problems.append("SECRET_KEY is missing or weak (at least 32 characters, not the default)")
+    if len(JWT_SECRET) < 32 or JWT_SECRET == _DEV_SECRET:
+        problems.append("JWT_SECRET is missing or weak (at least 32 characters, not the default)")
+    if DEBUG:
+        problems.append("DEBUG is on")
+    if not ALLOWED_HOSTS:
+        problems.append("ALLOWED_HOSTS is empty")
+    return problems
+
+
+if PRODUCTION and (_problems := _production_problems()):
+    raise ImproperlyConfigured("APP_ENV=production refuses to start: " + "; ".join(_problems))

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from config import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("health", views.health, name="health"),
+    path("ready", views.ready, name="ready"),
+    path("api/auth/", include("accounts.urls")),
+    path("api/users", include("accounts.user_urls")),
+    path("api/platform/", include("accounts.platform_urls")),
+    path("api/platform/tenants", include("tenants.urls")),
+    path("api/address-book", include("addressbook.urls")),
+    path("api/", include("logstream.urls")),
+]
+
+handler400 = "config.views.bad_request"
+handler403 = "config.views.permission_denied"
+handler404 = "config.views.page_not_found"
+handler500 = "config.views.server_error"

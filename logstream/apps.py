@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LogstreamConfig(AppConfig):
+    name = "logstream"
+    verbose_name = "Log stream"

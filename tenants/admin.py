@@ -1,0 +1,205 @@
+"""Tenant onboarding in the Django admin: saving a new tenant provisions it at once."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils.html import format_html_join
+
+from tenants import services
+from tenants.models import Domain, Tenant
+from tenants.validators import normalize_host
+
+
+class DomainForm(forms.ModelForm):
+    class Meta:
+        model = Domain
+        fields = ["domain", "is_primary"]
+
+    def clean_domain(self):
+        return normalize_host(self.cleaned_data["domain"])
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    form = DomainForm
+    extra = 1
+    fields = ["domain", "is_primary"]
+
+
+class TenantAdminForm(forms.ModelForm):
+    admin_username = forms.CharField(required=False, label="First admin: username")
+    admin_email = forms.EmailField(required=False, label="First admin: e-mail")
+    admin_password = forms.CharField(
+        required=False,
+        label="First admin: password",
+        widget=forms.PasswordInput(render_value=False),
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["slug", "name", "database_url"]
+
+    def clean_slug(self):
+        slug = self.cleaned_data["slug"]
+        if Tenant.objects.filter(slug=slug).exists():
+            raise ValidationError(
+                "A tenant with this slug exists (dropped slugs are never reused)."
+            )
+        return slug
+
+    def admin_spec(self) -> services.AdminSpec | None:
+        data = self.cleaned_data
+        values = [data.get("admin_username"), data.get("admin_email"), data.get("admin_password")]
+        if not any(values):
+            return None
+        return services.AdminSpec(*(value or "" for value in values))
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            services.validate_tenant_input(
+                slug=data["slug"],
+                name=data["name"],
+                database_url=data.get("database_url", ""),
+                admin=self.admin_spec(),
+            )
+        except ValidationError as exc:
+            for field, field_messages in exc.message_dict.items():
+                target = field.replace("admin.", "admin_")
+                if target not in self.fields:
+                    target = None
+                for message in field_messages:
+                    self.add_error(target, message)
+        return data
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "status", "domain_list", "database_name", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["slug", "name", "domains__domain"]
+    inlines = [DomainInline]
+    actions = ["provision_selected", "migrate_selected", "suspend_selected", "activate_selected"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = TenantAdminForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [
+                "slug",
+                "name",
+                "database_url",
+                "admin_username",
+                "admin_email",
+                "admin_password",
+            ]
+        return [
+            "slug",
+            "name",
+            "status",
+            "database_name",
+            "last_error",
+            "created_at",
+            "updated_at",
+            "provisioned_at",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [
+            "slug",
+            "status",
+            "database_name",
+            "last_error",
+            "created_at",
+            "updated_at",
+            "provisioned_at",
+        ]
+
+    @admin.display(description="Domains")
+    def domain_list(self, obj):
+        return format_html_join(", ", "{}", ((d.domain,) for d in obj.domains.all()))
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("domains")
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.status = Tenant.Status.PROVISIONING
+            obj.database_name = services.db.database_name_for(obj.slug, obj.database_url)
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if change:
+            return
+        tenant = form.instance
+        self._provision(request, tenant, admin_spec=form.admin_spec())
+
+    def _provision(self, request, tenant, admin_spec=None) -> None:
+        try:
+            services.provision_tenant(
+                slug=tenant.slug,
+                name=tenant.name,
+                domains=[d.domain for d in tenant.domains.all()],
+                database_url=tenant.database_url,
+                admin=admin_spec,
+            )
+        except (ValidationError, services.ProvisioningError) as exc:
+            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(
+                request,
+                f"Provisioning of '{tenant.slug}' failed: {text}. "
+                "Fix the cause and use the 'Provision' action to retry.",
+                messages.ERROR,
+            )
+        else:
+            self.message_user(
+                request, f"Tenant '{tenant.slug}' is provisioned and active.", messages.SUCCESS
+            )
+
+    @admin.action(description="Provision (or retry provisioning)")
+    def provision_selected(self, request, queryset):
+        for tenant in queryset.exclude(status__in=[Tenant.Status.SUSPENDED, Tenant.Status.DROPPED]):
+            self._provision(request, tenant)
+
+    @admin.action(description="Re-run migrations")
+    def migrate_selected(self, request, queryset):
+        for tenant in queryset.filter(status=Tenant.Status.ACTIVE):
+            try:
+                applied = services.migrate_tenant(tenant)
+            except Exception as exc:
+                self.message_user(
+                    request,
+                    f"Tenant {tenant.slug}: migration failed: {services.redact(str(exc))}",
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(request, f"Tenant {tenant.slug}: {applied} migration(s) applied.")
+
+    @admin.action(description="Suspend")
+    def suspend_selected(self, request, queryset):
+        for tenant in queryset.exclude(status=Tenant.Status.DROPPED):
+            services.tenant_suspend(tenant)
+        self.message_user(request, "Selected tenants are suspended.")
+
+    @admin.action(description="Activate (suspended tenants)")
+    def activate_selected(self, request, queryset):
+        for tenant in queryset.filter(status=Tenant.Status.SUSPENDED):
+            services.tenant_activate(tenant)
+        self.message_user(request, "Selected suspended tenants are active.")
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        self.message_user(
+            request,
+            f"The row of '{obj.slug}' is deleted; its database "
+            f"{obj.database_name} is kept. Drop it with manage.py drop_tenant.",
+            messages.WARNING,
+        )

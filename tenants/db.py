@@ -1,0 +1,262 @@
+"""Tenant database aliases: settings, lazy thread-safe registration, bounded connections,
+and the server-level operations (create, clone, drop) that provisioning needs.
+
+A tenant's settings are a copy of the normalised `default` entry with only the connection
+fields replaced, so every key Django filled in once (`OPTIONS`, `TIME_ZONE`, `TEST`...) is
+there (django-tenants #1085). An alias is `tenant_<slug>`; slugs never change and are never
+reused, so an alias always names the same database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import shutil
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import environ
+from django.conf import settings
+from django.db import connections
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
+
+TEMPLATE_SLUG = "template"
+_register_lock = threading.Lock()
+_connections_lock = threading.Lock()
+# Per thread, the tenant aliases whose connection is open, least recently used first.
+_open_by_thread: dict[int, OrderedDict[str, None]] = {}
+
+
+class TenantDatabaseError(Exception):
+    """A tenant database server could not be reached or refused an operation."""
+
+
+def alias_for(slug: str) -> str:
+    return f"tenant_{slug}"
+
+
+def is_tenant_alias(alias: str) -> bool:
+    return alias.startswith("tenant_")
+
+
+def is_postgresql(cfg: dict[str, Any]) -> bool:
+    return cfg["ENGINE"] == "django.db.backends.postgresql"
+
+
+def _server_settings(database_url: str = "") -> dict[str, Any]:
+    """Settings of the server that holds a tenant database, before NAME is chosen."""
+    cfg = copy.deepcopy(connections.settings["default"])
+    url = database_url or settings.TENANT_DATABASE_URL
+    if url:
+        parsed = environ.Env.db_url_config(url)
+        for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT"):
+            cfg[key] = parsed.get(key, "")
+        cfg["OPTIONS"] = {**cfg.get("OPTIONS", {}), **parsed.get("OPTIONS", {})}
+        if is_postgresql(cfg):
+            cfg["OPTIONS"].setdefault("connect_timeout", 5)
+    cfg["TEST"] = {
+        "CHARSET": None,
+        "COLLATION": None,
+        "MIGRATE": True,
+        "MIRROR": None,
+        "NAME": None,
+    }
+    return cfg
+
+
+def database_name_for(slug: str, database_url: str = "") -> str:
+    """The database a new tenant gets: `<prefix><slug>` on PostgreSQL, a file on SQLite."""
+    cfg = _server_settings(database_url)
+    if is_postgresql(cfg):
+        if database_url and environ.Env.db_url_config(database_url).get("NAME"):
+            return environ.Env.db_url_config(database_url)["NAME"]
+        return f"{settings.TENANT_DB_PREFIX}{slug.replace('-', '_')}"
+    return str(Path(settings.TENANT_SQLITE_DIR) / f"{slug}.sqlite3")
+
+
+def tenant_database_settings(tenant: Tenant) -> dict[str, Any]:
+    cfg = _server_settings(tenant.database_url)
+    cfg["NAME"] = tenant.database_name or database_name_for(tenant.slug, tenant.database_url)
+    _refuse_non_test_database(cfg)
+    return cfg
+
+
+def template_database_settings() -> dict[str, Any]:
+    cfg = _server_settings()
+    cfg["NAME"] = database_name_for(TEMPLATE_SLUG)
+    _refuse_non_test_database(cfg)
+    return cfg
+
+
+def _refuse_non_test_database(cfg: dict[str, Any]) -> None:
+    if not settings.TESTING:
+        return
+    name = cfg["NAME"] if is_postgresql(cfg) else Path(cfg["NAME"]).parent.name
+    is_test = name.startswith("test_") if is_postgresql(cfg) else "test-tenants" in cfg["NAME"]
+    if not is_test:
+        raise TenantDatabaseError(f"Refusing to use non-test database {name!r} under tests.")
+
+
+def register_alias(alias: str, cfg: dict[str, Any]) -> str:
+    """Add `alias` to `DATABASES` once; safe to call from any thread."""
+    if alias in connections.settings:
+        return alias
+    with _register_lock:
+        if alias not in connections.settings:
+            connections.settings[alias] = cfg
+    return alias
+
+
+def register_tenant_database(tenant: Tenant) -> str:
+    """Make the tenant's alias usable and return it. The fast path takes no lock."""
+    alias = tenant.alias
+    if alias in connections.settings:
+        return alias
+    return register_alias(alias, tenant_database_settings(tenant))
+
+
+def unregister_alias(alias: str) -> None:
+    """Close this thread's connection to `alias` and forget the alias."""
+    with _register_lock:
+        if alias in connections.settings:
+            close_connection(alias)
+            del connections.settings[alias]
+            with contextlib.suppress(AttributeError):
+                delattr(connections._connections, alias)
+
+
+def close_connection(alias: str) -> None:
+    """Close this thread's connection to `alias`, unless a transaction is using it."""
+    conn = getattr(connections._connections, alias, None)
+    if conn is not None and not conn.in_atomic_block:
+        conn.close()
+
+
+# --- bounded open connections ------------------------------------------------------------
+def note_connection_used(alias: str) -> None:
+    """Record that this thread used `alias`, for the least-recently-used bound."""
+    with _connections_lock:
+        lru = _open_by_thread.setdefault(threading.get_ident(), OrderedDict())
+        lru[alias] = None
+        lru.move_to_end(alias)
+
+
+def enforce_connection_cap() -> list[str]:
+    """Close this thread's least recently used tenant connections while the process holds
+    more than `TENANT_MAX_OPEN_CONNECTIONS`. Returns the aliases closed.
+
+    Only the calling thread's connections are closed: a Django connection belongs to the
+    thread that opened it. Called when a request finishes.
+    """
+    cap = settings.TENANT_MAX_OPEN_CONNECTIONS
+    to_close: list[str] = []
+    with _connections_lock:
+        lru = _open_by_thread.get(threading.get_ident())
+        if not lru:
+            return to_close
+        for alias in list(lru):
+            conn = getattr(connections._connections, alias, None)
+            if conn is None or conn.connection is None:
+                del lru[alias]
+        total = sum(len(aliases) for aliases in _open_by_thread.values())
+        while total > cap and lru:
+            alias, _ = lru.popitem(last=False)
+            to_close.append(alias)
+            total -= 1
+    for alias in to_close:
+        close_connection(alias)
+    return to_close
+
+
+def open_tenant_connection_count() -> int:
+    with _connections_lock:
+        return sum(len(aliases) for aliases in _open_by_thread.values())
+
+
+# --- server-level operations -------------------------------------------------------------
+def _admin_connection(cfg: dict[str, Any]):
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            dbname="postgres",
+            user=cfg.get("USER") or None,
+            password=cfg.get("PASSWORD") or None,
+            host=cfg.get("HOST") or None,
+            port=cfg.get("PORT") or None,
+            connect_timeout=int(cfg.get("OPTIONS", {}).get("connect_timeout", 5)),
+            autocommit=True,
+        )
+    except psycopg.OperationalError as exc:
+        raise TenantDatabaseError(
+            f"Database server {cfg.get('HOST') or 'localhost'}:{cfg.get('PORT') or 5432} "
+            "is unreachable."
+        ) from exc
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_server(cfg: dict[str, Any]) -> None:
+    """Raise TenantDatabaseError unless the server of `cfg` accepts a connection."""
+    if is_postgresql(cfg):
+        _admin_connection(cfg).close()
+    else:
+        Path(cfg["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def database_exists(cfg: dict[str, Any]) -> bool:
+    if not is_postgresql(cfg):
+        return Path(cfg["NAME"]).exists()
+    with _admin_connection(cfg) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]])
+        return row.fetchone() is not None
+
+
+def create_database(cfg: dict[str, Any], template: dict[str, Any] | None = None) -> None:
+    """Create the database of `cfg`, as a copy of `template` when given."""
+    if not is_postgresql(cfg):
+        path = Path(cfg["NAME"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if template is not None:
+            shutil.copyfile(template["NAME"], path)
+        else:
+            path.touch()
+        return
+    import psycopg
+
+    sql = f"CREATE DATABASE {_quote(cfg['NAME'])}"
+    if template is not None:
+        sql += f" TEMPLATE {_quote(template['NAME'])}"
+    with _admin_connection(cfg) as conn:
+        for attempt in range(20):
+            try:
+                conn.execute(sql)
+                return
+            except psycopg.errors.DuplicateDatabase:
+                return
+            except psycopg.errors.ObjectInUse:
+                # Another clone of the same template is under way; it takes milliseconds.
+                if attempt == 19:
+                    raise
+                threading.Event().wait(0.05 * (attempt + 1))
+
+
+def drop_database(cfg: dict[str, Any]) -> None:
+    """Drop the database of `cfg`. Only the explicit drop command and tests call this."""
+    if not is_postgresql(cfg):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(cfg["NAME"] + suffix).unlink(missing_ok=True)
+        return
+    with _admin_connection(cfg) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {_quote(cfg['NAME'])} WITH (FORCE)")
+
+
+def same_server(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("ENGINE", "HOST", "PORT", "USER")
+    return all((a.get(k) or "") == (b.get(k) or "") for k in keys)

@@ -1,0 +1,55 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from tenants.db import close_connection, register_tenant_database
+from tenants.models import Tenant
+from tenants.selectors import pending_migrations, tenant_list
+
+
+def _pending(tenant: Tenant) -> int | str:
+    if tenant.status not in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
+        return "-"
+    try:
+        register_tenant_database(tenant)
+        return len(pending_migrations(tenant.alias))
+    except Exception:
+        return "unreachable"
+    finally:
+        close_connection(tenant.alias)
+
+
+class Command(BaseCommand):
+    help = "List tenants: slug, status, domains, database, pending migrations."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="One JSON array on stdout.")
+
+    def handle(self, *args, **options):
+        rows = [
+            {
+                "slug": tenant.slug,
+                "status": tenant.status,
+                "domains": [d.domain for d in tenant.domains.all()],
+                "database": tenant.database_name,
+                "pending_migrations": _pending(tenant),
+            }
+            for tenant in tenant_list()
+        ]
+        if options["json"]:
+            self.stdout.write(json.dumps(rows, indent=2))
+            return
+        header = ("SLUG", "STATUS", "DOMAINS", "DATABASE", "PENDING")
+        table = [header] + [
+            (
+                r["slug"],
+                r["status"],
+                ",".join(r["domains"]) or "-",
+                r["database"],
+                str(r["pending_migrations"]),
+            )
+            for r in rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            self.stdout.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))

@@ -1,0 +1,70 @@
+from concurrent.futures import ThreadPoolExecutor
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from tenants.models import Tenant
+from tenants.selectors import tenant_list
+from tenants.services import ensure_template, migrate_tenant, redact
+
+
+class Command(BaseCommand):
+    help = (
+        "Migrate the template database and every active tenant database. Tenants with "
+        "nothing pending are skipped; a failing tenant does not stop the others."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--tenant",
+            action="append",
+            default=[],
+            dest="slugs",
+            metavar="SLUG",
+            help="Only this tenant (repeatable).",
+        )
+        parser.add_argument(
+            "--parallel",
+            type=int,
+            default=1,
+            metavar="N",
+            help="Migrate up to N tenant databases at once.",
+        )
+
+    def handle(self, *args, slugs, parallel, **options):
+        if parallel < 1:
+            raise CommandError("--parallel must be at least 1.")
+        tenants = list(tenant_list(slugs=slugs, statuses=[Tenant.Status.ACTIVE]))
+        unknown = sorted(set(slugs) - {t.slug for t in tenants})
+        if unknown:
+            raise CommandError(f"No active tenant: {', '.join(unknown)}")
+        try:
+            ensure_template()
+            self.stdout.write("template: up to date")
+        except Exception as exc:
+            self.stderr.write(f"template: FAILED: {redact(str(exc))}")
+            if not tenants:
+                raise CommandError("Failed: template") from exc
+
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            results = list(pool.map(self._migrate_one, tenants))
+        failed = [slug for slug, ok in results if not ok]
+        self.stdout.write(
+            f"{len(tenants) - len(failed)} tenant(s) migrated or up to date, {len(failed)} failed."
+        )
+        if failed:
+            raise CommandError(f"Failed: {', '.join(failed)}")
+
+    def _migrate_one(self, tenant: Tenant) -> tuple[str, bool]:
+        try:
+            applied = migrate_tenant(tenant)
+        except Exception as exc:
+            self.stderr.write(f"{tenant.slug}: FAILED: {redact(str(exc))}")
+            return tenant.slug, False
+        finally:
+            connections.close_all()
+        if applied:
+            self.stdout.write(f"{tenant.slug}: applied {applied} migration(s)")
+        else:
+            self.stdout.write(f"{tenant.slug}: up to date")
+        return tenant.slug, True

@@ -1,0 +1,128 @@
+"""Resolves the request's tenant from trusted server-side facts and activates it.
+
+Order: exact `Domain` on the Host, then `<slug>.<TENANT_BASE_DOMAIN>`, then (only from a
+trusted proxy) the `TENANT_HEADER` header, then `TENANT_DEFAULT`. Platform paths run with
+no tenant, whatever the host. The ContextVar is set and reset inside the same `__call__` /
+`__acall__` (asgiref #267).
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse
+
+from config.errors import error_response
+from config.network import peer_is_trusted_proxy
+from tenants.context import use_tenant
+from tenants.db import note_connection_used
+from tenants.models import Tenant
+from tenants.selectors import _MISS, resolver
+from tenants.validators import normalize_host
+
+PLATFORM_PREFIXES = (
+    "/admin",
+    "/api/platform",
+    "/health",
+    "/ready",
+    "/metrics",
+    "/api/schema",
+    "/api/docs",
+    "/api/logs",
+    "/static",
+)
+
+
+def is_platform_path(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PLATFORM_PREFIXES)
+
+
+class TenantResolution:
+    """What the middleware decided: a tenant to serve, none (platform), or an error."""
+
+    __slots__ = ("error", "tenant")
+
+    def __init__(self, tenant: Tenant | None = None, error: HttpResponse | None = None):
+        self.tenant = tenant
+        self.error = error
+
+
+def _candidates(request: HttpRequest, host: str):
+    """Cache keys to try, in resolution order, each with a loader for a cache miss."""
+    yield f"host:{host}", lambda: resolver.by_host(host)
+    header = request.META.get("HTTP_" + settings.TENANT_HEADER.upper().replace("-", "_"))
+    if header and peer_is_trusted_proxy(request.META.get("REMOTE_ADDR")):
+        slug = header.strip().lower()
+        yield f"slug:{slug}", lambda: resolver.by_slug(slug)
+    if settings.TENANT_DEFAULT:
+        slug = settings.TENANT_DEFAULT
+        yield f"slug:{slug}", lambda: resolver.by_slug(slug)
+
+
+def _decide(tenant: Tenant | None) -> TenantResolution:
+    if tenant is None or tenant.status not in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
+        return TenantResolution(error=error_response(404, "Unknown tenant"))
+    if tenant.status == Tenant.Status.SUSPENDED:
+        return TenantResolution(error=error_response(403, "Tenant suspended"))
+    return TenantResolution(tenant=tenant)
+
+
+def _request_host(request: HttpRequest) -> str | None:
+    try:
+        return normalize_host(request.get_host())
+    except DisallowedHost:
+        return None
+
+
+def resolve_request(request: HttpRequest, *, allow_queries: bool = True) -> TenantResolution | None:
+    """Decide the request's tenant. With `allow_queries=False`, return None instead of
+    querying when the answer is not cached (the async path then retries in a thread)."""
+    if is_platform_path(request.path_info):
+        return TenantResolution()
+    host = _request_host(request)
+    if host is None:
+        return TenantResolution(error=error_response(400, "Invalid host header"))
+    for key, load in _candidates(request, host):
+        tenant = resolver.cached(key)
+        if tenant is _MISS:
+            if not allow_queries:
+                return None
+            tenant = load()
+        if tenant is not None:
+            return _decide(tenant)
+    return _decide(None)
+
+
+class TenantMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self.__acall__(request)
+        resolution = resolve_request(request)
+        if resolution.error is not None:
+            return resolution.error
+        request.tenant = resolution.tenant
+        with use_tenant(resolution.tenant):
+            response = self.get_response(request)
+        if resolution.tenant is not None:
+            note_connection_used(resolution.tenant.alias)
+        return response
+
+    async def __acall__(self, request: HttpRequest):
+        resolution = resolve_request(request, allow_queries=False)
+        if resolution is None:
+            resolution = await sync_to_async(resolve_request)(request)
+        if resolution.error is not None:
+            return resolution.error
+        request.tenant = resolution.tenant
+        with use_tenant(resolution.tenant):
+            return await self.get_response(request)

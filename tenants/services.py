@@ -1,0 +1,309 @@
+"""Writes on tenants: provisioning, migrating, suspending, dropping.
+
+`provision_tenant` is the one way a tenant comes to life; the admin, the `create_tenant`
+command, the platform API and the tests all call it. It is idempotent: run it again on a
+`failed` (or half-done) tenant and it finishes the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import environ
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tenants import db
+from tenants.context import use_tenant
+from tenants.models import Domain, Tenant
+from tenants.selectors import pending_migrations
+from tenants.validators import normalize_host, validate_domain, validate_slug
+
+logger = logging.getLogger("tenants.services")
+
+_local_locks: dict[str, threading.Lock] = {}
+_local_locks_guard = threading.Lock()
+_CREDENTIALS = re.compile(r"://[^@/\s]+@")
+
+
+class ProvisioningError(Exception):
+    """Provisioning did not complete; the tenant is `failed` and may be retried."""
+
+
+@dataclass(frozen=True)
+class AdminSpec:
+    username: str
+    email: str
+    password: str
+
+
+def redact(text: str) -> str:
+    """Remove credentials of any database URL in `text`."""
+    return _CREDENTIALS.sub("://***@", text)
+
+
+@contextmanager
+def _exclusive(name: str) -> Iterator[None]:
+    """Serialise work on `name` across threads and, on PostgreSQL, across processes
+    (a session advisory lock on the main database)."""
+    with _local_locks_guard:
+        lock = _local_locks.setdefault(name, threading.Lock())
+    with lock:
+        if connection.vendor != "postgresql":
+            yield
+            return
+        key = int.from_bytes(
+            hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+# --- validation ---------------------------------------------------------------------------
+def validate_tenant_input(
+    *,
+    slug: str,
+    name: str,
+    domains: Iterable[str] = (),
+    database_url: str = "",
+    admin: AdminSpec | None = None,
+    existing: Tenant | None = None,
+) -> list[str]:
+    """Check everything before anything changes. Returns the normalised domains; raises
+    ValidationError with a message per field."""
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_slug(slug)
+    except ValidationError as exc:
+        errors["slug"] = exc.messages
+    if not (name or "").strip():
+        errors["name"] = ["This field may not be blank."]
+    elif len(name) > 200:
+        errors["name"] = ["Ensure this field has no more than 200 characters."]
+
+    hosts = []
+    for raw in domains:
+        host = normalize_host(raw) if isinstance(raw, str) else raw
+        try:
+            validate_domain(host)
+        except ValidationError as exc:
+            errors.setdefault("domains", []).extend(exc.messages)
+            continue
+        if host not in hosts:
+            hosts.append(host)
+    taken = (
+        Domain.objects.filter(domain__in=hosts)
+        .exclude(tenant__slug=slug)
+        .exclude(tenant__status=Tenant.Status.DROPPED)
+        .values_list("domain", flat=True)
+    )
+    for host in taken:
+        errors.setdefault("domains", []).append(f"'{host}' is already used by another tenant.")
+
+    if database_url:
+        try:
+            cfg = environ.Env.db_url_config(database_url)
+            if cfg.get("ENGINE") != "django.db.backends.postgresql":
+                raise ValueError
+        except Exception:
+            errors["database_url"] = ["Enter a postgres:// database URL."]
+        else:
+            if existing is not None and existing.database_url != database_url:
+                errors["database_url"] = ["A tenant's database URL cannot change."]
+    if admin is not None:
+        from accounts.services import validate_new_user
+
+        try:
+            validate_new_user(username=admin.username, email=admin.email, password=admin.password)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                errors[f"admin.{field}"] = messages
+    if errors:
+        raise ValidationError(errors)
+
+    server = db._server_settings(database_url)
+    try:
+        db.check_server(server)
+    except db.TenantDatabaseError as exc:
+        raise ValidationError({"database_url" if database_url else "database": [str(exc)]}) from exc
+    return hosts
+
+
+# --- provisioning -------------------------------------------------------------------------
+def provision_tenant(
+    *,
+    slug: str,
+    name: str,
+    domains: Iterable[str] = (),
+    database_url: str = "",
+    admin: AdminSpec | None = None,
+) -> Tenant:
+    """Create (or finish creating) a tenant: row and domains, database, migrations, first
+    admin; then mark it active. Raises ValidationError on bad input (nothing changed) and
+    ProvisioningError when a step fails (the tenant is left `failed` with the error)."""
+    existing = Tenant.objects.filter(slug=slug).first()
+    if existing is not None and existing.status in (Tenant.Status.SUSPENDED, Tenant.Status.DROPPED):
+        raise ValidationError({"slug": [f"Tenant '{slug}' exists and is {existing.status}."]})
+    hosts = validate_tenant_input(
+        slug=slug,
+        name=name,
+        domains=domains,
+        database_url=database_url,
+        admin=admin,
+        existing=existing,
+    )
+
+    with _exclusive(f"tenant:{slug}"):
+        tenant = _save_tenant_row(slug=slug, name=name, hosts=hosts, database_url=database_url)
+        if tenant.status == Tenant.Status.ACTIVE and admin is None:
+            return tenant
+        try:
+            _build_database(tenant)
+            if admin is not None:
+                _ensure_admin(tenant, admin)
+        except Exception as exc:
+            tenant.status = Tenant.Status.FAILED
+            tenant.last_error = redact(f"{type(exc).__name__}: {exc}")[:2000]
+            tenant.save(update_fields=["status", "last_error", "updated_at"])
+            logger.error("Provisioning of tenant %s failed: %s", slug, tenant.last_error)
+            raise ProvisioningError(tenant.last_error) from exc
+        finally:
+            db.close_connection(tenant.alias)
+        if tenant.status != Tenant.Status.ACTIVE:
+            tenant.status = Tenant.Status.ACTIVE
+            tenant.last_error = ""
+            tenant.provisioned_at = timezone.now()
+            tenant.save(update_fields=["status", "last_error", "provisioned_at", "updated_at"])
+            logger.info("Tenant %s provisioned", slug)
+    return tenant
+
+
+def _save_tenant_row(*, slug: str, name: str, hosts: list[str], database_url: str) -> Tenant:
+    with transaction.atomic(using="default"):
+        tenant, created = Tenant.objects.select_for_update().get_or_create(
+            slug=slug,
+            defaults={
+                "name": name.strip(),
+                "database_url": database_url,
+                "database_name": db.database_name_for(slug, database_url),
+            },
+        )
+        if not created and tenant.name != name.strip():
+            tenant.name = name.strip()
+            tenant.save(update_fields=["name", "updated_at"])
+        for index, host in enumerate(hosts):
+            Domain.objects.update_or_create(
+                domain=host, defaults={"tenant": tenant, "is_primary": index == 0}
+            )
+    return tenant
+
+
+def ensure_template() -> dict:
+    """Create and migrate the template database that new tenants are cloned from."""
+    cfg = db.template_database_settings()
+    alias = db.alias_for(db.TEMPLATE_SLUG)
+    with _exclusive("tenant-template"):
+        if not db.database_exists(cfg):
+            db.create_database(cfg)
+        db.register_alias(alias, cfg)
+        try:
+            migrate_database(alias)
+        finally:
+            # A template with an open session cannot be cloned.
+            db.unregister_alias(alias)
+    return cfg
+
+
+def _build_database(tenant: Tenant) -> None:
+    cfg = db.tenant_database_settings(tenant)
+    if not db.database_exists(cfg):
+        template = None
+        if not tenant.database_url or db.same_server(cfg, db._server_settings()):
+            template = ensure_template()
+        db.create_database(cfg, template=template)
+    db.register_tenant_database(tenant)
+    migrate_database(tenant.alias)
+
+
+def migrate_database(alias: str) -> int:
+    """Apply pending tenant-app migrations on `alias`; returns how many were pending."""
+    pending = pending_migrations(alias)
+    if pending:
+        call_command("migrate", database=alias, interactive=False, verbosity=0, skip_checks=True)
+    return len(pending)
+
+
+def _ensure_admin(tenant: Tenant, admin: AdminSpec) -> None:
+    from accounts.models import User
+    from accounts.services import user_create
+
+    with use_tenant(tenant):
+        if not User.objects.filter(username=admin.username).exists():
+            user_create(
+                username=admin.username,
+                email=admin.email,
+                password=admin.password,
+                role=User.Role.ADMIN,
+            )
+
+
+# --- lifecycle ----------------------------------------------------------------------------
+def migrate_tenant(tenant: Tenant) -> int:
+    """Bring one tenant's database up to date; returns the number of migrations applied."""
+    db.register_tenant_database(tenant)
+    try:
+        return migrate_database(tenant.alias)
+    finally:
+        db.close_connection(tenant.alias)
+
+
+def tenant_suspend(tenant: Tenant) -> Tenant:
+    if tenant.status == Tenant.Status.DROPPED:
+        raise ValidationError({"status": ["A dropped tenant cannot be suspended."]})
+    tenant.status = Tenant.Status.SUSPENDED
+    tenant.save(update_fields=["status", "updated_at"])
+    logger.info("Tenant %s suspended", tenant.slug)
+    return tenant
+
+
+def tenant_activate(tenant: Tenant) -> Tenant:
+    if tenant.status != Tenant.Status.SUSPENDED:
+        raise ValidationError(
+            {"status": [f"Only a suspended tenant can be activated, not a {tenant.status} one."]}
+        )
+    tenant.status = Tenant.Status.ACTIVE
+    tenant.save(update_fields=["status", "updated_at"])
+    logger.info("Tenant %s activated", tenant.slug)
+    return tenant
+
+
+def tenant_drop(tenant: Tenant) -> Tenant:
+    """Drop a suspended tenant's database for good. The row stays, as `dropped`."""
+    if tenant.status != Tenant.Status.SUSPENDED:
+        raise ValidationError(
+            {
+                "status": [
+                    f"Only a suspended tenant can be dropped; '{tenant.slug}' is {tenant.status}."
+                ]
+            }
+        )
+    cfg = db.tenant_database_settings(tenant)
+    db.unregister_alias(tenant.alias)
+    db.drop_database(cfg)
+    tenant.status = Tenant.Status.DROPPED
+    tenant.save(update_fields=["status", "updated_at"])
+    logger.warning("Tenant %s dropped its database %s", tenant.slug, tenant.database_name)
+    return tenant

@@ -1,0 +1,138 @@
+"""Shared fixtures.
+
+Two tenants, `acme` (host `acme.test`) and `globex` (host `globex.test`), are provisioned
+once per session on real databases (PostgreSQL when DATABASE_URL says so, else SQLite
+files) whose names carry the test prefix; they are dropped at the end. Tests mark
+themselves `django_db(databases="__all__")`, so each test's writes to the main and the
+tenant databases are rolled back. Tests that create their own tenants use
+`tenant_factory`, which drops what it made.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from rest_framework.test import APIClient
+
+from tenants import db as tenant_db
+from tenants.models import Tenant
+from tenants.selectors import resolver
+from tenants.services import provision_tenant
+
+SESSION_TENANTS = {"acme": "Acme Corp", "globex": "Globex Inc"}
+PASSWORD = "Sup3r-Secret-pw"
+
+
+@pytest.fixture(autouse=True)
+def _allow_tenant_aliases_registered_during_the_test(_django_db_marker, django_db_blocker):
+    """Django refuses connections to aliases a test did not declare up front; tenant
+    aliases are registered on the fly by design (their databases carry the test prefix,
+    see tenants.db), so they may connect. Every other alias keeps Django's guard."""
+    guarded = BaseDatabaseWrapper.ensure_connection
+    real = django_db_blocker._real_ensure_connection
+
+    def ensure_connection(self, *args, **kwargs):
+        if tenant_db.is_tenant_alias(self.alias) and guarded is not real:
+            return real(self, *args, **kwargs)
+        return guarded(self, *args, **kwargs)
+
+    with mock.patch.object(BaseDatabaseWrapper, "ensure_connection", ensure_connection):
+        yield
+
+
+def _drop_leftover_test_databases() -> None:
+    """Remove tenant databases a crashed earlier run of this same suite left behind."""
+    server = tenant_db._server_settings()
+    if not tenant_db.is_postgresql(server):
+        shutil.rmtree(settings.TENANT_SQLITE_DIR, ignore_errors=True)
+        return
+    prefix = settings.TENANT_DB_PREFIX
+    assert prefix.startswith("test_")
+    with tenant_db._admin_connection(server) as conn:
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"]
+            )
+        ]
+    for name in names:
+        if name.startswith(prefix):
+            tenant_db.drop_database({**server, "NAME": name})
+
+
+@pytest.fixture(scope="session")
+def tenant_databases(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        _drop_leftover_test_databases()
+        for slug, name in SESSION_TENANTS.items():
+            provision_tenant(slug=slug, name=name, domains=[f"{slug}.test"])
+    yield
+    with django_db_blocker.unblock():
+        for slug in SESSION_TENANTS:
+            tenant_db.unregister_alias(tenant_db.alias_for(slug))
+        connections.close_all()
+        _drop_leftover_test_databases()
+        if not tenant_db.is_postgresql(tenant_db._server_settings()):
+            shutil.rmtree(Path(settings.TENANT_SQLITE_DIR), ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tenant_resolution():
+    """Rolled-back rows fire no signal, so each test starts with an empty resolution cache."""
+    resolver.invalidate()
+    yield
+    resolver.invalidate()
+
+
+def _session_tenant(slug: str) -> Tenant:
+    # Idempotent: a transactional test's flush may have removed the row; this restores it.
+    return provision_tenant(slug=slug, name=SESSION_TENANTS[slug], domains=[f"{slug}.test"])
+
+
+@pytest.fixture
+def acme(tenant_databases) -> Tenant:
+    return _session_tenant("acme")
+
+
+@pytest.fixture
+def globex(tenant_databases) -> Tenant:
+    return _session_tenant("globex")
+
+
+@pytest.fixture
+def tenant_factory(tenant_databases):
+    """Provision extra tenants for one test; their databases are dropped afterwards."""
+    made: list[Tenant] = []
+
+    def make(slug: str, **kwargs) -> Tenant:
+        kwargs.setdefault("name", slug.title())
+        kwargs.setdefault("domains", [f"{slug}.test"])
+        tenant = provision_tenant(slug=slug, **kwargs)
+        made.append(tenant)
+        return tenant
+
+    yield make
+    for tenant in made:
+        cfg = tenant_db.tenant_database_settings(tenant)
+        tenant_db.unregister_alias(tenant.alias)
+        tenant_db.drop_database(cfg)
+
+
+def client_for(host: str) -> APIClient:
+    return APIClient(HTTP_HOST=host)
+
+
+@pytest.fixture
+def acme_client(acme) -> APIClient:
+    return client_for("acme.test")
+
+
+@pytest.fixture
+def globex_client(globex) -> APIClient:
+    return client_for("globex.test")

@@ -1,0 +1,241 @@
+"""Tenant resolution, the middleware, the router and per-tenant databases."""
+
+import asyncio
+import json
+import sqlite3
+from http import HTTPStatus
+
+import psycopg
+import pytest
+from asgiref.sync import async_to_sync
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import User
+from tenants import db as tenant_db
+from tenants.context import NoTenantError, get_current_tenant, use_tenant
+from tenants.models import Domain, Tenant
+from tenants.selectors import resolve_tenant_from_host, resolver
+from tenants.validators import normalize_host
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+probe = pytest.mark.urls("tests.probe_urls")
+
+
+def usernames_in_database(tenant: Tenant) -> list[str]:
+    """Read the users table straight from the tenant's database, bypassing Django."""
+    cfg = tenant_db.tenant_database_settings(tenant)
+    sql = "SELECT username FROM accounts_user ORDER BY username"
+    if tenant_db.is_postgresql(cfg):
+        with psycopg.connect(
+            dbname=cfg["NAME"],
+            user=cfg["USER"] or None,
+            password=cfg["PASSWORD"] or None,
+            host=cfg["HOST"] or None,
+            port=cfg["PORT"] or None,
+        ) as conn:
+            return [row[0] for row in conn.execute(sql)]
+    with sqlite3.connect(cfg["NAME"]) as conn:
+        return [row[0] for row in conn.execute(sql)]
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_rows_written_in_a_tenant_context_land_only_in_that_tenants_database(acme, globex):
+    with use_tenant(acme):
+        User.objects.create_user("only-in-acme", "a@acme.test", "x")
+    with use_tenant(globex):
+        User.objects.create_user("only-in-globex", "g@globex.test", "x")
+
+    assert usernames_in_database(acme) == ["only-in-acme"]
+    assert usernames_in_database(globex) == ["only-in-globex"]
+    assert not User.objects.using("default").filter(username__startswith="only-in").exists()
+
+
+def test_each_tenant_has_its_own_database(acme, globex):
+    acme_cfg = tenant_db.tenant_database_settings(acme)
+    globex_cfg = tenant_db.tenant_database_settings(globex)
+    assert acme_cfg["NAME"] != globex_cfg["NAME"]
+    assert tenant_db.database_exists(acme_cfg)
+    assert tenant_db.database_exists(globex_cfg)
+    assert acme.database_name == acme_cfg["NAME"]
+
+
+def test_tenant_only_model_without_tenant_raises_instead_of_using_default():
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    with pytest.raises(NoTenantError):
+        OutstandingToken.objects.count()
+
+
+def test_dual_app_model_without_tenant_uses_the_main_database():
+    assert User.objects.db == "default"
+
+
+def test_use_tenant_restores_the_previous_tenant(acme, globex):
+    with use_tenant(acme):
+        with use_tenant(globex):
+            assert get_current_tenant() == globex
+        assert get_current_tenant() == acme
+    assert get_current_tenant() is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ACME.test:8000", "acme.test"),
+        ("acme.test", "acme.test"),
+        ("[::1]:8000", "[::1]"),
+        ("Acme.Localhost", "acme.localhost"),
+    ],
+)
+def test_host_is_normalised(raw, expected):
+    assert normalize_host(raw) == expected
+
+
+def test_host_resolution_order(acme, globex, settings):
+    Domain.objects.create(domain="crm.example.com", tenant=globex)
+    assert resolve_tenant_from_host("crm.example.com") == globex
+    assert resolve_tenant_from_host("acme.localhost") == acme
+    assert resolve_tenant_from_host("ACME.LOCALHOST:8000") == acme
+    assert resolve_tenant_from_host("nobody.localhost") is None
+    assert resolve_tenant_from_host("deep.acme.localhost") is None
+
+
+@probe
+def test_tenant_request_is_served_from_its_own_database(acme, globex):
+    with use_tenant(acme):
+        User.objects.create_user("ann", "ann@acme.test", "x")
+    with use_tenant(globex):
+        User.objects.create_user("gus", "gus@globex.test", "x")
+
+    body = client_for("acme.test").get("/api/_probe_sync").json()
+    assert body == {"tenant": "acme", "users": ["ann"]}
+    body = client_for("globex.localhost:8000").get("/api/_probe_sync").json()
+    assert body == {"tenant": "globex", "users": ["gus"]}
+
+
+def test_unknown_host_is_404_in_the_error_envelope(acme):
+    response = client_for("nobody.example.org").get("/api/address-book")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response.json() == {"status": 404, "error": "Not Found", "message": "Unknown tenant"}
+
+
+def test_suspended_tenant_is_403(acme):
+    acme.status = Tenant.Status.SUSPENDED
+    acme.save()
+    response = client_for("acme.test").post("/api/auth/signup", {}, format="json")
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert response.json() == {"status": 403, "error": "Forbidden", "message": "Tenant suspended"}
+
+
+@pytest.mark.parametrize("status", ["provisioning", "failed", "dropped"])
+def test_tenant_that_is_not_active_is_unknown(acme, status):
+    Tenant.objects.filter(pk=acme.pk).update(status=status)
+    resolver.invalidate()
+    response = client_for("acme.test").get("/api/address-book")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    assert response.json()["message"] == "Unknown tenant"
+
+
+def test_platform_paths_run_without_tenant_on_any_host(acme):
+    response = client_for("nobody.example.org").get("/health")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == {"status": "ok"}
+
+
+@probe
+def test_default_tenant_serves_unmatched_hosts_only_when_configured(acme, settings):
+    assert client_for("localhost").get("/api/_probe_sync").status_code == HTTPStatus.NOT_FOUND
+    settings.TENANT_DEFAULT = "acme"
+    assert client_for("localhost").get("/api/_probe_sync").json()["tenant"] == "acme"
+    # An exact match still wins over the default.
+    assert client_for("globex.test").get("/api/_probe_sync").status_code == HTTPStatus.OK
+
+
+@probe
+def test_tenant_header_is_honoured_only_from_a_trusted_proxy(acme, globex, settings):
+    client = client_for("gateway.internal")
+    assert client.get("/api/_probe_sync", HTTP_X_TENANT="globex").status_code == 404
+    settings.TRUSTED_PROXY_IPS = ["127.0.0.0/8"]
+    body = client.get("/api/_probe_sync", HTTP_X_TENANT="globex").json()
+    assert body["tenant"] == "globex"
+    # The host still wins over the header.
+    assert (
+        client_for("acme.test").get("/api/_probe_sync", HTTP_X_TENANT="globex").json()["tenant"]
+        == "acme"
+    )
+
+
+@probe
+def test_warm_request_makes_no_query_on_the_main_database(acme):
+    client = client_for("acme.test")
+    client.get("/api/_probe_sync")  # warms the resolution cache
+    with CaptureQueriesContext(connections["default"]) as main_queries:
+        response = client.get("/api/_probe_sync")
+    assert response.json()["tenant"] == "acme"
+    assert main_queries.captured_queries == []
+
+
+@probe
+def test_saving_a_tenant_invalidates_the_resolution_cache(acme):
+    client = client_for("acme.test")
+    assert client.get("/api/_probe_sync").status_code == HTTPStatus.OK
+    acme.status = Tenant.Status.SUSPENDED
+    acme.save()
+    assert client.get("/api/_probe_sync").status_code == HTTPStatus.FORBIDDEN
+
+
+@probe
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_concurrent_requests_for_two_tenants_never_see_each_other(acme, globex):
+    from config.asgi import application
+
+    with use_tenant(acme):
+        User.objects.create_user("ann", "ann@acme.test", "x")
+    with use_tenant(globex):
+        User.objects.create_user("gus", "gus@globex.test", "x")
+    expected_users = {"acme": ["ann"], "globex": ["gus"]}
+
+    async def request(host: str) -> dict:
+        from channels.testing import HttpCommunicator
+
+        communicator = HttpCommunicator(
+            application, "GET", "/api/_probe", headers=[(b"host", host.encode())]
+        )
+        response = await communicator.get_response(timeout=10)
+        assert response["status"] == HTTPStatus.OK
+        return {"host": host, **json.loads(response["body"])}
+
+    # Bounded so the database server's connection limit is not the thing under test.
+    slots = asyncio.Semaphore(16)
+
+    async def bounded(host: str) -> dict:
+        async with slots:
+            return await request(host)
+
+    async def run_all() -> list[dict]:
+        hosts = ["acme.test", "globex.test"] * 30
+        return await asyncio.gather(*(bounded(host) for host in hosts))
+
+    results = async_to_sync(run_all)()
+    assert len(results) == 60
+    for result in results:
+        slug = result["host"].split(".")[0]
+        assert result["before"] == slug
+        assert result["after"] == slug
+        assert result["users"] == expected_users[slug]
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_connection_cap_closes_least_recently_used_tenant_connections(acme, globex, settings):
+    settings.TENANT_MAX_OPEN_CONNECTIONS = 1
+    for tenant in (acme, globex):
+        with use_tenant(tenant):
+            User.objects.exists()
+        tenant_db.note_connection_used(tenant.alias)
+
+    assert tenant_db.enforce_connection_cap() == [acme.alias]
+    assert connections[acme.alias].connection is None
+    assert connections[globex.alias].connection is not None
+    assert tenant_db.open_tenant_connection_count() == 1

@@ -1,0 +1,99 @@
+"""Onboarding tenants in the Django admin."""
+
+from http import HTTPStatus
+
+import pytest
+from django.test import Client
+
+from accounts.models import User
+from tenants import db as tenant_db
+from tenants.context import use_tenant
+from tenants.models import Tenant
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+@pytest.fixture
+def staff_client(tenant_databases) -> Client:
+    User.objects.create_superuser("root", "root@platform.test", "Platform-2024-pw")
+    client = Client()
+    client.force_login(User.objects.get(username="root"))
+    return client
+
+
+def _add_form(**overrides) -> dict:
+    data = {
+        "slug": "massive",
+        "name": "Massive Dynamic",
+        "database_url": "",
+        "admin_username": "nina",
+        "admin_email": "nina@massive.test",
+        "admin_password": "Massive-2024-pw",
+        "domains-TOTAL_FORMS": "1",
+        "domains-INITIAL_FORMS": "0",
+        "domains-MIN_NUM_FORMS": "0",
+        "domains-MAX_NUM_FORMS": "1000",
+        "domains-0-domain": "Massive.Test",
+        "domains-0-is_primary": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_adding_a_tenant_in_the_admin_provisions_it(staff_client):
+    response = staff_client.post("/admin/tenants/tenant/add/", _add_form())
+    assert response.status_code == HTTPStatus.FOUND, response.content[:2000]
+    tenant = Tenant.objects.get(slug="massive")
+    try:
+        assert tenant.status == Tenant.Status.ACTIVE
+        assert list(tenant.domains.values_list("domain", flat=True)) == ["massive.test"]
+        assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
+        with use_tenant(tenant):
+            assert User.objects.get(username="nina").role == User.Role.ADMIN
+    finally:
+        cfg = tenant_db.tenant_database_settings(tenant)
+        tenant_db.unregister_alias(tenant.alias)
+        tenant_db.drop_database(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"slug": "www"}, "reserved"),
+        ({"slug": "Bad Slug"}, "lower-case letters"),
+        ({"domains-0-domain": "acme.test"}, "already exists"),
+        ({"admin_password": "short"}, "too short"),
+        ({"database_url": "postgres://postgres@127.0.0.1:1/x"}, "unreachable"),
+    ],
+)
+def test_bad_input_in_the_admin_is_a_form_error_and_changes_nothing(
+    staff_client, acme, overrides, message
+):
+    before = Tenant.objects.count()
+    response = staff_client.post("/admin/tenants/tenant/add/", _add_form(**overrides))
+    assert response.status_code == HTTPStatus.OK
+    assert message in response.content.decode()
+    assert Tenant.objects.count() == before
+
+
+def test_delete_page_says_the_database_is_kept(staff_client, acme):
+    response = staff_client.get(f"/admin/tenants/tenant/{acme.pk}/delete/")
+    assert response.status_code == HTTPStatus.OK
+    assert "is kept" in response.content.decode()
+
+
+def test_suspend_and_activate_actions(staff_client, acme):
+    changelist = "/admin/tenants/tenant/"
+    staff_client.post(changelist, {"action": "suspend_selected", "_selected_action": [acme.pk]})
+    assert Tenant.objects.get(pk=acme.pk).status == Tenant.Status.SUSPENDED
+    staff_client.post(changelist, {"action": "activate_selected", "_selected_action": [acme.pk]})
+    assert Tenant.objects.get(pk=acme.pk).status == Tenant.Status.ACTIVE
+
+
+def test_migrate_action_reports_per_tenant(staff_client, acme):
+    response = staff_client.post(
+        "/admin/tenants/tenant/",
+        {"action": "migrate_selected", "_selected_action": [acme.pk]},
+        follow=True,
+    )
+    assert "Tenant acme: 0 migration(s) applied." in response.content.decode()

@@ -1,0 +1,181 @@
+"""manage.py commands: create_tenant, migrate_tenants, tenant_command, list_tenants,
+drop_tenant. Exit codes and messages are the contract of API.md's Commands section."""
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import User
+from tenants import db as tenant_db
+from tenants.context import use_tenant
+from tenants.models import Tenant
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+def run(*args, **kwargs) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=out, **kwargs)
+    return out.getvalue()
+
+
+@pytest.fixture
+def dropped_after(tenant_databases):
+    """Drops the databases of slugs created through the command in a test."""
+    slugs: list[str] = []
+    yield slugs
+    for slug in slugs:
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is not None:
+            cfg = tenant_db.tenant_database_settings(tenant)
+            tenant_db.unregister_alias(tenant.alias)
+            tenant_db.drop_database(cfg)
+
+
+def test_create_tenant_provisions_with_first_admin(dropped_after, monkeypatch):
+    dropped_after.append("wayne")
+    monkeypatch.setenv("TENANT_ADMIN_PASSWORD", "Batcave-1939-pw")
+    out = run(
+        "create_tenant",
+        "wayne",
+        "--name",
+        "Wayne Enterprises",
+        "--domain",
+        "wayne.test",
+        "--domain",
+        "WAYNE.example.com",
+        "--admin-username",
+        "bruce",
+        "--admin-email",
+        "bruce@wayne.test",
+    )
+    assert "Tenant 'wayne' is active" in out
+    tenant = Tenant.objects.get(slug="wayne")
+    assert sorted(tenant.domains.values_list("domain", flat=True)) == [
+        "wayne.example.com",
+        "wayne.test",
+    ]
+    with use_tenant(tenant):
+        assert User.objects.get(username="bruce").check_password("Batcave-1939-pw")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["Bad", "--name", "x"], "slug"),
+        (["admin", "--name", "x"], "reserved"),
+        (["newco", "--name", "x", "--domain", "acme.test"], "already used"),
+        (
+            ["newco", "--name", "x", "--database-url", "postgres://postgres@127.0.0.1:1/x"],
+            "unreachable",
+        ),
+        (["newco", "--name", "x", "--admin-username", "u"], "--admin-email"),
+    ],
+)
+def test_create_tenant_bad_input_exits_non_zero_and_changes_nothing(acme, args, message):
+    before = Tenant.objects.count()
+    with pytest.raises(CommandError, match=message):
+        run("create_tenant", *args)
+    assert Tenant.objects.count() == before
+
+
+def test_migrate_tenants_reports_each_tenant_and_skips_up_to_date_ones(acme, globex):
+    out = run("migrate_tenants", "--parallel", "2")
+    assert "acme: up to date" in out
+    assert "globex: up to date" in out
+    assert "0 failed" in out
+
+
+def test_migrate_tenants_applies_pending_migrations(tenant_factory):
+    tenant = tenant_factory("pending-co")
+    cfg = tenant_db.tenant_database_settings(tenant)
+    # Roll the tenant's addressbook/blacklist state back by removing a migration record.
+    with tenant_db.connections[tenant.alias].cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM django_migrations WHERE app = 'token_blacklist' AND "
+            "name = '0013_alter_blacklistedtoken_options_and_more'"
+        )
+    out = run("migrate_tenants", "--tenant", "pending-co")
+    assert "pending-co: applied 1 migration(s)" in out
+    assert tenant_db.database_exists(cfg)
+
+
+def test_migrate_tenants_keeps_going_past_a_failure_and_names_it(acme, tenant_factory):
+    broken = tenant_factory("broken-co")
+    Tenant.objects.filter(pk=broken.pk).update(
+        database_url="postgres://postgres@127.0.0.1:1/nowhere", database_name="nowhere"
+    )
+    tenant_db.unregister_alias(broken.alias)
+    with pytest.raises(CommandError, match="Failed: broken-co") as excinfo:
+        run("migrate_tenants")
+    assert "acme" not in str(excinfo.value)
+    # Restore so the fixture can drop the real database.
+    Tenant.objects.filter(pk=broken.pk).update(database_url="", database_name=broken.database_name)
+    tenant_db.unregister_alias(broken.alias)
+
+
+def test_migrate_tenants_unknown_slug_is_an_error(acme):
+    with pytest.raises(CommandError, match="nobody"):
+        run("migrate_tenants", "--tenant", "nobody")
+
+
+def test_tenant_command_runs_inside_the_tenant(acme, globex):
+    with use_tenant(acme):
+        User.objects.create_user("ann", "ann@acme.test", "x")
+    out = run("tenant_command", "--tenant", "acme", "flushexpiredtokens")
+    assert "== acme ==" in out
+    out = run("tenant_command", "--all-tenants", "flushexpiredtokens")
+    assert "== acme ==" in out
+    assert "== globex ==" in out
+
+
+def test_tenant_command_needs_a_known_active_tenant(acme):
+    with pytest.raises(CommandError, match="Unknown tenant"):
+        run("tenant_command", "--tenant", "nobody", "check")
+
+
+def test_list_tenants_json(acme, globex):
+    rows = json.loads(run("list_tenants", "--json"))
+    by_slug = {row["slug"]: row for row in rows}
+    assert by_slug["acme"]["status"] == "active"
+    assert by_slug["acme"]["domains"] == ["acme.test"]
+    assert by_slug["acme"]["database"] == acme.database_name
+    assert by_slug["acme"]["pending_migrations"] == 0
+
+
+def test_list_tenants_table(acme):
+    out = run("list_tenants")
+    assert out.splitlines()[0].split() == ["SLUG", "STATUS", "DOMAINS", "DATABASE", "PENDING"]
+    assert "acme.test" in out
+
+
+def test_drop_tenant_refuses_an_active_tenant(tenant_factory):
+    tenant = tenant_factory("stark")
+    with pytest.raises(CommandError, match="only a suspended tenant"):
+        run("drop_tenant", "stark", "--yes")
+    assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
+
+
+def test_drop_tenant_without_yes_and_no_terminal_keeps_the_database(tenant_factory, monkeypatch):
+    tenant = tenant_factory("oscorp")
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(CommandError, match="--yes"):
+        run("drop_tenant", "oscorp")
+    assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
+
+
+def test_drop_tenant_with_yes_drops_and_keeps_the_row(tenant_factory):
+    tenant = tenant_factory("tyrell")
+    cfg = tenant_db.tenant_database_settings(tenant)
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+    out = run("drop_tenant", "tyrell", "--yes")
+    assert "dropped" in out
+    assert not tenant_db.database_exists(cfg)
+    assert Tenant.objects.get(slug="tyrell").status == Tenant.Status.DROPPED
+    response = client_for("tyrell.test").get("/api/address-book")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Unknown tenant"
