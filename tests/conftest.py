@@ -136,3 +136,36 @@ def acme_client(acme) -> APIClient:
 @pytest.fixture
 def globex_client(globex) -> APIClient:
     return client_for("globex.test")
+
+
+@pytest.fixture
+def make_user():
+    """Create a user in a tenant's database (or the main one with tenant=None)."""
+    from accounts.models import User
+    from tenants.context import use_tenant
+
+    def make(tenant, username="alice", *, role=None, password=PASSWORD, **extra):
+        with use_tenant(tenant):
+            user = User.objects.create_user(
+                username, extra.pop("email", f"{username}@example.test"), password, **extra
+            )
+            if role is not None:
+                user.role = role
+                user.save(update_fields=["role"])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def bearer():
+    """`bearer(user, tenant)` -> headers for APIClient calls carrying a fresh access token."""
+    from accounts.tokens import issue_tokens
+    from tenants.context import use_tenant
+
+    def make(user, tenant) -> dict:
+        with use_tenant(tenant):
+            access = issue_tokens(user, tenant)["access"]
+        return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
+
+    return make

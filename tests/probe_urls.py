@@ -7,6 +7,8 @@ import random
 from asgiref.sync import sync_to_async
 from django.http import JsonResponse
 from django.urls import path
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.models import User
 from config.urls import urlpatterns as project_urlpatterns
@@ -36,7 +38,14 @@ def tenant_probe_sync(request):
     return JsonResponse({"tenant": tenant and tenant.slug, "users": _usernames()})
 
 
+class WhoAmI(APIView):
+    def get(self, request):
+        tenant = get_current_tenant()
+        return Response({"user": request.user.username, "tenant": tenant and tenant.slug})
+
+
 urlpatterns = [
+    path("api/_whoami", WhoAmI.as_view()),
     path("api/_probe", tenant_probe),
     path("api/_probe_sync", tenant_probe_sync),
     *project_urlpatterns,

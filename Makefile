@@ -1,0 +1,50 @@
+# Developer entry points. `make run` and `make test` install what they need on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 0.0.0.0
+PORT ?= 8000
+APP_WS_PORT ?= 9000
+PG_URL ?= postgres://postgres@127.0.0.1:5432/tenantkit
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run test test-postgres lint format migrations-check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Serve the API on the embedded default (SQLite, in-memory channel layer) with a demo tenant.
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --verbosity 0
+	TENANT_DEFAULT=$${TENANT_DEFAULT-acme} $(BIN)/python manage.py seed_demo
+	TENANT_DEFAULT=$${TENANT_DEFAULT-acme} $(BIN)/daphne \
+		-e tcp:port=$(PORT):interface=$(HOST) -e tcp:port=$(APP_WS_PORT):interface=$(HOST) \
+		config.asgi:application
+
+## Run the whole test suite (embedded default unless DATABASE_URL / REDIS_URL are set).
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## The same suite on PostgreSQL and Redis (local servers, see PG_URL / REDIS_TEST_URL).
+test-postgres: $(STAMP)
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check: $(STAMP)
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""The tenant-bound bearer authentication every API view uses."""
+
+from http import HTTPStatus
+
+import pytest
+
+from tests.conftest import client_for
+
+pytestmark = [pytest.mark.django_db(databases="__all__"), pytest.mark.urls("tests.probe_urls")]
+
+
+def test_valid_token_on_its_own_tenant_authenticates(acme, make_user, bearer):
+    user = make_user(acme, "ann")
+    response = client_for("acme.test").get("/api/_whoami", **bearer(user, acme))
+    assert response.status_code == HTTPStatus.OK
+    assert response.json() == {"user": "ann", "tenant": "acme"}
+
+
+def test_missing_header_is_401_with_the_fixed_message(acme):
+    response = client_for("acme.test").get("/api/_whoami")
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json() == {
+        "status": 401,
+        "error": "Unauthorized",
+        "message": "Missing authorization header",
+    }
+
+
+def test_garbage_token_is_401_invalid_token(acme):
+    response = client_for("acme.test").get(
+        "/api/_whoami", HTTP_AUTHORIZATION="Bearer invalid_token"
+    )
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["message"] == "Invalid token"
+
+
+def test_token_of_another_tenant_with_the_same_user_id_is_403(acme, globex, make_user, bearer):
+    ann = make_user(acme, "ann")
+    gus = make_user(globex, "gus")
+    assert ann.pk == gus.pk  # the same id exists in both databases
+    response = client_for("acme.test").get("/api/_whoami", **bearer(gus, globex))
+    assert response.status_code == HTTPStatus.FORBIDDEN
+    assert response.json() == {
+        "status": 403,
+        "error": "Forbidden",
+        "message": "Tenant access denied",
+    }
