@@ -30,6 +30,12 @@ class TenantJWTAuthentication(JWTAuthentication):
         raw = self.get_raw_token(header)
         if raw is None:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        return self.authenticate_raw(raw)
+
+    def authenticate_raw(self, raw: str | bytes):
+        """Validate a raw access token against the current tenant context; returns
+        `(user, token)` or raises AuthenticationFailed / TenantAccessDenied. Used by the
+        HTTP API and the WebSocket log stream alike."""
         try:
             token = AccessToken(raw)
         except TokenError as exc:
