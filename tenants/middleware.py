@@ -126,3 +126,25 @@ class TenantMiddleware:
         request.tenant = resolution.tenant
         with use_tenant(resolution.tenant):
             return await self.get_response(request)
+
+
+def resolve_scope(scope: dict) -> TenantResolution:
+    """The tenant of an ASGI scope (a WebSocket handshake), by the same rules as HTTP:
+    Host, trusted-proxy header, `TENANT_DEFAULT`. Queries the main database on a cache miss,
+    so call it from a thread (`database_sync_to_async`)."""
+    meta = {
+        "HTTP_" + name.decode("latin1").upper().replace("-", "_"): value.decode("latin1")
+        for name, value in scope.get("headers", ())
+    }
+    client = scope.get("client")
+    meta["REMOTE_ADDR"] = client[0] if client else ""
+    host = normalize_host(meta.get("HTTP_HOST", ""))
+    if not host:
+        return TenantResolution(error=error_response(400, "Invalid host header"))
+    handshake = HttpRequest()
+    handshake.META = meta
+    for _key, load in _candidates(handshake, host):
+        tenant = load()
+        if tenant is not None:
+            return _decide(tenant)
+    return _decide(None)
