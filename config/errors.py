@@ -7,6 +7,7 @@ and Django's error handlers), never as an HTML page or a bare `{"detail": ...}`.
 import logging
 from http import HTTPStatus
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -127,3 +128,64 @@ def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.ParseError) and "JSON" not in str(exc.detail):
         message = str(exc.detail)
     return error_response(code, message, None, headers)
+
+
+_DEFAULT_MESSAGES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    500: "Internal server error",
+}
+
+
+class ApiErrorMiddleware:
+    """Under `/api/`, every error leaves in the envelope: Django's own HTML responses (an
+    unknown URL, a wrong method, a too-large body, DEBUG pages) are replaced, and an
+    unhandled exception becomes a logged 500 without a traceback in the body."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        return self.process_response(request, self.get_response(request))
+
+    async def __acall__(self, request):
+        return self.process_response(request, await self.get_response(request))
+
+    def process_response(self, request, response):
+        if (
+            request.path_info.startswith("/api/")
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+            and not getattr(response, "streaming", False)
+        ):
+            code = response.status_code
+            headers = {k: v for k, v in response.items() if k in ("Allow", "Retry-After")}
+            return error_response(
+                code, _DEFAULT_MESSAGES.get(code, reason_phrase(code)), headers=headers
+            )
+        return response
+
+    def process_exception(self, request, exception):
+        if not request.path_info.startswith("/api/"):
+            return None
+        from django.core.exceptions import RequestDataTooBig
+
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(413, "Request body too large")
+        logger.error(
+            "Unhandled error on %s %s", request.method, request.path_info, exc_info=exception
+        )
+        return error_response(500, "Internal server error")

@@ -6,8 +6,8 @@ from accounts.services import user_create
 from tenants.services import AdminSpec, provision_tenant
 
 DEMO_SLUG = "acme"
-DEMO_ADMIN = AdminSpec("demo-admin", "demo-admin@acme.localhost", "Demo-Admin-2024")
-PLATFORM_ADMIN = AdminSpec("platform", "platform@localhost", "Platform-Admin-2024")
+DEMO_ADMIN = AdminSpec("demo-admin", "demo-admin@acme.localhost", "Acme-S3cure-pass")
+PLATFORM_ADMIN = AdminSpec("platform", "platform@localhost", "Staff-S3cure-pass")
 
 
 class Command(BaseCommand):
