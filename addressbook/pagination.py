@@ -1,0 +1,195 @@
+"""Keyset (cursor) pagination over an ordering that always ends with `id`.
+
+A page is one query: `WHERE (ordering columns) come after the cursor ORDER BY ... LIMIT n+1`,
+with no OFFSET and no COUNT, so its cost does not grow with the page number and rows
+inserted or deleted between requests never make a page repeat or skip a row that was
+already there. NULLs (only `age` has them) sort last ascending and first descending, on
+SQLite and PostgreSQL alike.
+
+The cursor is an opaque url-safe string: the ordering it was made for, the direction, and
+the ordering values of the row it points at. A cursor that does not decode, or was made
+for another ordering, is a 400.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import OrderBy
+from rest_framework import serializers
+
+FORWARD = "n"
+BACKWARD = "p"
+_INT_LIMIT = 2**63
+_MAX_TEXT = 2000
+_DATETIME_FIELDS = frozenset({"created_at", "updated_at"})
+_INT_FIELDS = frozenset({"id", "age"})
+_NULLABLE_FIELDS = frozenset({"age"})
+
+
+@dataclass(frozen=True)
+class Cursor:
+    direction: str
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def full_ordering(terms: Sequence[str]) -> tuple[str, ...]:
+    """`terms` with `id` appended unless present, so the ordering is unique."""
+    terms = tuple(terms)
+    if any(term.removeprefix("-") == "id" for term in terms):
+        return terms
+    return (*terms, "id")
+
+
+def _field(term: str) -> tuple[str, bool]:
+    return term.removeprefix("-"), term.startswith("-")
+
+
+def _order_by(terms: Sequence[str], *, reverse: bool) -> list[OrderBy]:
+    expressions = []
+    for term in terms:
+        field, descending = _field(term)
+        if descending != reverse:
+            expressions.append(F(field).desc(nulls_first=True))
+        else:
+            expressions.append(F(field).asc(nulls_last=True))
+    return expressions
+
+
+def _after(field: str, descending: bool, value) -> Q | None:
+    """Rows strictly after `value` in this column's direction (None: there are none)."""
+    nullable = field in _NULLABLE_FIELDS
+    if value is None:
+        return Q(**{f"{field}__isnull": False}) if descending else None
+    condition = Q(**{f"{field}__lt" if descending else f"{field}__gt": value})
+    if nullable and not descending:
+        condition |= Q(**{f"{field}__isnull": True})
+    return condition
+
+
+def _equal(field: str, value) -> Q:
+    return Q(**{f"{field}__isnull": True}) if value is None else Q(**{field: value})
+
+
+def _beyond(terms: Sequence[str], values: Sequence, *, reverse: bool) -> Q:
+    """Rows after `values` in the lexicographic ordering `terms` (before it if `reverse`)."""
+    condition = Q(pk__in=[])
+    prefix = Q()
+    for term, value in zip(terms, values, strict=True):
+        field, descending = _field(term)
+        after = _after(field, descending != reverse, value)
+        if after is not None:
+            condition |= prefix & after
+        prefix &= _equal(field, value)
+    return condition
+
+
+def _key(row, terms: Sequence[str]) -> tuple:
+    """The ordering values of `row` (a model instance or a `.values()` dict)."""
+    fields = [_field(term)[0] for term in terms]
+    if isinstance(row, dict):
+        return tuple(row[field] for field in fields)
+    return tuple(getattr(row, field) for field in fields)
+
+
+def encode_cursor(terms: Sequence[str], direction: str, values: Sequence) -> str:
+    payload = {
+        "o": ",".join(terms),
+        "d": direction,
+        "v": [value.isoformat() if isinstance(value, datetime) else value for value in values],
+    }
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_value(field: str, value):
+    if value is None and field in _NULLABLE_FIELDS:
+        return None
+    if field in _INT_FIELDS:
+        if type(value) is not int or not -_INT_LIMIT < value < _INT_LIMIT:
+            raise ValueError(field)
+        return value
+    if not isinstance(value, str) or len(value) > _MAX_TEXT or "\x00" in value:
+        raise ValueError(field)
+    if field in _DATETIME_FIELDS:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(field)
+        return parsed
+    return value
+
+
+def decode_cursor(token: str, terms: Sequence[str]) -> Cursor:
+    """The cursor `token` stands for; ValidationError unless it was made for `terms`."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+        if not isinstance(payload, dict) or payload.get("o") != ",".join(terms):
+            raise ValueError("ordering")
+        direction = payload.get("d")
+        values = payload.get("v")
+        if direction not in (FORWARD, BACKWARD) or not isinstance(values, list):
+            raise ValueError("shape")
+        if len(values) != len(terms):
+            raise ValueError("length")
+        decoded = tuple(
+            _decode_value(_field(term)[0], value) for term, value in zip(terms, values, strict=True)
+        )
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
+        raise serializers.ValidationError({"cursor": ["Invalid cursor."]}) from exc
+    return Cursor(direction, decoded)
+
+
+def paginate(
+    queryset: QuerySet, *, ordering: Sequence[str], page_size: int, cursor: str | None
+) -> Page:
+    """One page of `queryset` in `ordering` (which must end with a unique column), starting
+    after (or, for a backward cursor, ending before) the row `cursor` points at."""
+    terms = tuple(ordering)
+    position = decode_cursor(cursor, terms) if cursor else None
+    backward = position is not None and position.direction == BACKWARD
+    queryset = queryset.order_by(*_order_by(terms, reverse=backward))
+    if position is not None:
+        queryset = queryset.filter(_beyond(terms, position.values, reverse=backward))
+    rows = list(queryset[: page_size + 1])
+    has_more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backward:
+        rows.reverse()
+        has_next, has_previous = True, has_more
+    else:
+        has_next, has_previous = has_more, position is not None
+    if not rows:
+        return Page([], None, None)
+    return Page(
+        rows,
+        encode_cursor(terms, FORWARD, _key(rows[-1], terms)) if has_next else None,
+        encode_cursor(terms, BACKWARD, _key(rows[0], terms)) if has_previous else None,
+    )
+
+
+def iterate(queryset: QuerySet, *, ordering: Sequence[str], batch_size: int):
+    """Every row of `queryset` in `ordering`, fetched `batch_size` at a time by keyset, so
+    memory stays flat and no server-side cursor is held open between batches."""
+    terms = tuple(ordering)
+    ordered = queryset.order_by(*_order_by(terms, reverse=False))
+    batch = list(ordered[:batch_size])
+    while batch:
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        last = _key(batch[-1], terms)
+        batch = list(ordered.filter(_beyond(terms, last, reverse=False))[:batch_size])

@@ -1,0 +1,141 @@
+"""Input and output shapes of the address book API: the contact, and the query parameters
+of the list, export and stats endpoints."""
+
+import re
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from addressbook.models import AGE_MAX, AGE_MIN, Contact
+
+# A tenant claim is checked by the view before any serializer runs (API.md, Conventions);
+# a matching one is accepted and ignored, never reported as an unknown field.
+TENANT_FIELDS = frozenset({"tenant", "tenant_id"})
+
+validate_phone = RegexValidator(
+    re.compile(r"^\+?[0-9 ()\-]*[0-9][0-9 ()\-]*$"),
+    message='Enter a valid phone number: an optional leading "+", then digits, spaces, '
+    '"-", "(" and ")".',
+)
+
+
+def validate_encodable(value: str) -> None:
+    """Reject strings that cannot be stored as UTF-8 (lone surrogates such as "\\ud800",
+    which JSON can carry)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise serializers.ValidationError("Enter text without invalid characters.") from exc
+
+
+ORDERING_FIELDS = ("name", "email", "age", "created_at", "updated_at", "id")
+DEFAULT_ORDERING = ("name",)
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    """A contact; rejects fields it does not know. Optional text fields accept null as
+    "empty" and every text value is stored trimmed."""
+
+    name = serializers.CharField(min_length=1, max_length=100)
+    email = serializers.EmailField(
+        max_length=254, required=False, allow_blank=True, allow_null=True
+    )
+    phone = serializers.CharField(
+        min_length=7,
+        max_length=20,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        validators=[validate_phone],
+    )
+    address = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, allow_null=True
+    )
+    gender = serializers.ChoiceField(choices=Contact.Gender.choices, required=False)
+    age = serializers.IntegerField(
+        min_value=AGE_MIN, max_value=AGE_MAX, required=False, allow_null=True
+    )
+    notes = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, allow_null=True
+    )
+
+    class Meta:
+        model = Contact
+        fields = [
+            "id",
+            "name",
+            "email",
+            "phone",
+            "address",
+            "gender",
+            "age",
+            "notes",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, serializers.CharField):
+                field.validators.append(validate_encodable)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields) - TENANT_FIELDS)
+            if unknown:
+                raise serializers.ValidationError({field: ["Unknown field."] for field in unknown})
+        values = super().to_internal_value(data)
+        for field in ("email", "phone", "address", "notes"):
+            if field in values and values[field] is None:
+                values[field] = ""
+        return values
+
+
+class ContactFilterSerializer(serializers.Serializer):
+    """The filters and ordering shared by the list and the export."""
+
+    search = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    email = serializers.CharField(required=False, allow_blank=True, max_length=254)
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=50)
+    gender = serializers.ChoiceField(choices=Contact.Gender.choices, required=False)
+    age = serializers.IntegerField(min_value=AGE_MIN, max_value=AGE_MAX, required=False)
+    age_min = serializers.IntegerField(min_value=AGE_MIN, max_value=AGE_MAX, required=False)
+    age_max = serializers.IntegerField(min_value=AGE_MIN, max_value=AGE_MAX, required=False)
+    ordering = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    def validate_ordering(self, value: str) -> tuple[str, ...]:
+        terms = tuple(term.strip() for term in value.split(",") if term.strip())
+        if not terms:
+            return DEFAULT_ORDERING
+        seen = set()
+        for term in terms:
+            field = term.removeprefix("-")
+            if field not in ORDERING_FIELDS:
+                raise serializers.ValidationError(
+                    f"Unknown ordering field {field!r}; allowed: {', '.join(ORDERING_FIELDS)}."
+                )
+            if field in seen:
+                raise serializers.ValidationError(f"Ordering field {field!r} is repeated.")
+            seen.add(field)
+        return terms
+
+    def validate(self, attrs):
+        attrs.setdefault("ordering", DEFAULT_ORDERING)
+        return {key: value for key, value in attrs.items() if value != ""}
+
+
+class ContactPageSerializer(ContactFilterSerializer):
+    cursor = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    page_size = serializers.IntegerField(min_value=1, required=False)
+
+    def validate_page_size(self, value: int) -> int:
+        return min(value, MAX_PAGE_SIZE)
+
+
+class ContactExportSerializer(ContactFilterSerializer):
+    format = serializers.ChoiceField(choices=["csv", "json"])

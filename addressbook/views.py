@@ -1,0 +1,157 @@
+"""The address book API (API.md, "Address book"): validate, call a selector or a service,
+serialize."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from rest_framework import exceptions, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+from rest_framework.views import APIView
+
+from addressbook import exports, pagination, selectors, services
+from addressbook.serializers import (
+    DEFAULT_PAGE_SIZE,
+    TENANT_FIELDS,
+    ContactExportSerializer,
+    ContactPageSerializer,
+    ContactSerializer,
+)
+from config.errors import TenantAccessDenied
+from tenants.context import get_current_tenant
+
+
+class JSONOnlyNegotiation(DefaultContentNegotiation):
+    """Always JSON. `?format=` is the export's own parameter, not DRF's format override."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _claimed_tenants(request) -> list:
+    """Every `tenant` / `tenant_id` value in the query string and a JSON object body."""
+    claims = [value for key in TENANT_FIELDS for value in request.query_params.getlist(key)]
+    if isinstance(request.data, dict):
+        claims += [request.data[key] for key in TENANT_FIELDS if key in request.data]
+    return claims
+
+
+class TenantAPIView(APIView):
+    """Checks a client's `tenant` / `tenant_id` claim against the host's tenant before
+    anything else, authentication included (API.md, Conventions)."""
+
+    content_negotiation_class = JSONOnlyNegotiation
+
+    def initial(self, request, *args, **kwargs):
+        # A body that does not parse answers after authentication, as everywhere else.
+        try:
+            claims = _claimed_tenants(request)
+            parse_error = None
+        except exceptions.APIException as exc:
+            claims = [v for key in TENANT_FIELDS for v in request.query_params.getlist(key)]
+            parse_error = exc
+        tenant = get_current_tenant()
+        allowed = {tenant.slug, str(tenant.pk)} if tenant is not None else set()
+        if any(isinstance(c, bool) or str(c) not in allowed for c in claims):
+            raise TenantAccessDenied()
+        super().initial(request, *args, **kwargs)
+        if parse_error is not None:
+            raise parse_error
+
+
+def _query(serializer_class, request):
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+async def _in_sync_thread(chunks):
+    """`chunks` pulled one at a time in Django's sync thread: under ASGI a synchronous
+    iterator would otherwise be read to the end into memory before the first byte goes out."""
+    done = object()
+    step = sync_to_async(next, thread_sensitive=True)
+    while (chunk := await step(chunks, done)) is not done:
+        yield chunk
+
+
+def _page_link(request, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    return replace_query_param(request.build_absolute_uri(), "cursor", cursor)
+
+
+class ContactListCreateView(TenantAPIView):
+    def get(self, request):
+        params = _query(ContactPageSerializer, request)
+        page = pagination.paginate(
+            selectors.contact_list(filters=params),
+            ordering=selectors.contact_ordering(params),
+            page_size=params.get("page_size", DEFAULT_PAGE_SIZE),
+            cursor=params.get("cursor"),
+        )
+        return Response(
+            {
+                "next": _page_link(request, page.next_cursor),
+                "previous": _page_link(request, page.previous_cursor),
+                "results": ContactSerializer(page.items, many=True).data,
+            }
+        )
+
+    def post(self, request):
+        serializer = ContactSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        contact = services.contact_create(data=serializer.validated_data, user=request.user)
+        return Response(ContactSerializer(contact).data, status=status.HTTP_201_CREATED)
+
+
+class ContactDetailView(TenantAPIView):
+    def get(self, request, pk: int):
+        return Response(ContactSerializer(selectors.contact_get(contact_id=pk)).data)
+
+    def put(self, request, pk: int):
+        return self._update(request, pk, partial=False)
+
+    def patch(self, request, pk: int):
+        return self._update(request, pk, partial=True)
+
+    def delete(self, request, pk: int):
+        contact = selectors.contact_get(contact_id=pk)
+        services.contact_delete(contact=contact, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _update(self, request, pk: int, *, partial: bool):
+        contact = selectors.contact_get(contact_id=pk)
+        serializer = ContactSerializer(contact, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        contact = services.contact_update(
+            contact=contact, data=serializer.validated_data, partial=partial, user=request.user
+        )
+        return Response(ContactSerializer(contact).data)
+
+
+class ContactExportView(TenantAPIView):
+    def get(self, request):
+        params = _query(ContactExportSerializer, request)
+        tenant = get_current_tenant()
+        file_format = params["format"]
+        # The stream is read after this view (and the tenant context) has returned, so it
+        # reads from the tenant's alias explicitly.
+        rows = selectors.contact_export_rows(filters=params, using=tenant.alias)
+        chunks = exports.contact_export(
+            rows=rows, file_format=file_format, tenant_slug=tenant.slug, user_id=request.user.pk
+        )
+        if isinstance(request._request, ASGIRequest):
+            chunks = _in_sync_thread(chunks)
+        response = StreamingHttpResponse(chunks, content_type=exports.CONTENT_TYPES[file_format])
+        filename = exports.export_filename(tenant.slug, file_format)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class ContactStatsView(TenantAPIView):
+    def get(self, request):
+        return Response(selectors.contact_stats())
