@@ -8,7 +8,8 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from accounts.tokens import TENANT_CLAIM
+from accounts.selectors import token_is_revoked
+from accounts.tokens import TENANT_CLAIM, issued_before
 from config.errors import TenantAccessDenied
 from tenants.context import get_current_tenant
 
@@ -59,8 +60,10 @@ class TenantJWTAuthentication(JWTAuthentication):
         return user
 
     def check_revocation(self, user: User, token) -> None:
-        """Refuse tokens issued before the user's `tokens_valid_after` mark. (The accounts
-        API extends this with the per-token deny list.)"""
-        mark = user.tokens_valid_after
-        if mark is not None and token.get("iat", 0) < int(mark.timestamp()):
+        """Refuse tokens issued before the user's `tokens_valid_after` mark (compared to
+        the microsecond) and tokens on the deny list (logout)."""
+        if issued_before(token, user.tokens_valid_after):
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        jti = token.get("jti")
+        if not isinstance(jti, str) or not jti or token_is_revoked(jti=jti):
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)

@@ -31,3 +31,19 @@ class User(AbstractUser):
     @property
     def is_tenant_admin(self) -> bool:
         return self.role == self.Role.ADMIN
+
+
+class RevokedToken(models.Model):
+    """A token refused before its expiry (logout, refresh rotation). Lives in the database
+    of the tenant that issued it, so a flushed cache never brings the token back."""
+
+    jti = models.CharField(max_length=255, unique=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+    revoked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-revoked_at"]
+
+    def __str__(self) -> str:
+        return self.jti

@@ -1,13 +1,52 @@
-"""Writes on users: creation, and (with the accounts API) roles, passwords and revocation."""
+"""Writes on users: creation, login, token rotation and revocation, passwords and roles."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import cache as memoize
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import password_validation
+from django.contrib.auth.hashers import check_password, make_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
+from accounts import throttles
+from accounts.models import RevokedToken, User
+from accounts.selectors import revocation_cache_key, user_find_for_login, user_get
+from accounts.tokens import TENANT_CLAIM, issue_tokens, issued_before
+from config.errors import Conflict, TenantAccessDenied
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
+
+logger = logging.getLogger("accounts.services")
+
+INVALID_CREDENTIALS = "Invalid credentials"
+INVALID_TOKEN = "Invalid token"  # noqa: S105 (a message, not a secret)
+LAST_ADMIN = "A tenant must keep at least one admin"
 
 
+def _tenant_label(tenant: Tenant | None) -> str:
+    return tenant.slug if tenant is not None else "platform"
+
+
+def api_validation_error(exc: ValidationError) -> exceptions.ValidationError:
+    """A Django ValidationError as the API's 400 with `details` by field."""
+    if hasattr(exc, "error_dict"):
+        return exceptions.ValidationError(exc.message_dict)
+    return exceptions.ValidationError({"non_field_errors": exc.messages})
+
+
+# --- creation -----------------------------------------------------------------------------
 def validate_new_user(*, username: str, email: str, password: str) -> None:
     """Raise ValidationError (a dict by field) unless a user could be created from these."""
     errors: dict[str, list] = {}
@@ -26,6 +65,16 @@ def validate_new_user(*, username: str, email: str, password: str) -> None:
         password_validation.validate_password(password, probe)
     except ValidationError as exc:
         errors["password"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+
+
+def _validate_unique_user(*, username: str, email: str) -> None:
+    errors: dict[str, list] = {}
+    if User.objects.filter(username=username).exists():
+        errors["username"] = ["A user with that username already exists."]
+    if User.objects.filter(email__iexact=email.strip()).exists():
+        errors["email"] = ["A user with that email already exists."]
     if errors:
         raise ValidationError(errors)
 
@@ -57,3 +106,220 @@ def user_create(
         user.set_password(password)
         user.save()
     return user
+
+
+def user_register(*, username: str, email: str, password: str, role: str | None = None) -> User:
+    """Create a user for the API (signup, or an admin adding one): every field problem,
+    uniqueness included, comes back as a 400 with details."""
+    errors: dict[str, list] = {}
+    try:
+        validate_new_user(username=username, email=email, password=password)
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    try:
+        _validate_unique_user(username=username, email=email)
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise exceptions.ValidationError(errors)
+    try:
+        user = user_create(username=username, email=email, password=password, role=role)
+    except IntegrityError as exc:  # a concurrent signup took the name or address
+        raise exceptions.ValidationError(
+            {"username": ["A user with that username or email already exists."]}
+        ) from exc
+    logger.info("User %s created (user_id=%s, role=%s)", user.username, user.pk, user.role)
+    return user
+
+
+# --- login --------------------------------------------------------------------------------
+@memoize
+def _dummy_hash() -> str:
+    return make_password("dummy password for timing equality")
+
+
+def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: str) -> dict:
+    """Check credentials and return a token pair (the login response body).
+
+    `tenant` None is a platform login: only active staff of the main database. Unknown
+    user, wrong password, inactive user: the same 401 after the same hashing work.
+    """
+    scope = _tenant_label(tenant)
+    throttles.check_login_rate(ip=ip)
+    throttles.check_lockout(scope=scope, identifier=username_or_email)
+    user = user_find_for_login(username_or_email=username_or_email)
+    if user is None:
+        check_password(password, _dummy_hash())
+        ok = False
+    else:
+        ok = user.check_password(password) and user.is_active
+        if tenant is None and not user.is_staff:
+            ok = False
+    if not ok:
+        user_id = user.pk if user is not None else None
+        locked = throttles.record_login_failure(scope=scope, identifier=username_or_email)
+        logger.warning("Failed login (tenant=%s, user_id=%s)", scope, user_id)
+        if locked:
+            logger.warning("Account locked out (tenant=%s, user_id=%s)", scope, user_id)
+        raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
+    throttles.reset_login_failures(scope=scope, identifier=username_or_email)
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    tokens = issue_tokens(user, tenant)
+    logger.info("User %s logged in (tenant=%s, user_id=%s)", user.username, scope, user.pk)
+    return tokens
+
+
+# --- revocation ---------------------------------------------------------------------------
+def token_revoke(*, jti: str, expires_at: datetime, user_id: int | None) -> None:
+    """Refuse the token `jti` from now on: recorded in the active database (durable), then
+    in the cache (fast)."""
+    RevokedToken.objects.get_or_create(
+        jti=jti, defaults={"expires_at": expires_at, "user_id": user_id}
+    )
+    ttl = max(1, int((expires_at - timezone.now()).total_seconds()))
+    try:
+        cache.set(revocation_cache_key(jti), "1", ttl)
+    except Exception:  # the database record still refuses the token
+        logger.warning("Cache unavailable while revoking a token; the database has it")
+    logger.info("Token revoked (tenant=%s, user_id=%s)", _current_label(), user_id)
+
+
+def _current_label() -> str:
+    from tenants.context import get_current_tenant
+
+    return _tenant_label(get_current_tenant())
+
+
+def _expiry(token) -> datetime:
+    return datetime.fromtimestamp(int(token["exp"]), tz=UTC)
+
+
+def _load_refresh(*, raw: str, tenant: Tenant | None) -> tuple[RefreshToken, User]:
+    """Verify a refresh token for `tenant`; returns it with its (active) user."""
+    try:
+        refresh = RefreshToken(raw)
+    except (TokenError, TypeError, ValueError) as exc:
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN) from exc
+    if TENANT_CLAIM not in refresh.payload:
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+    if refresh[TENANT_CLAIM] != (tenant.slug if tenant is not None else None):
+        raise TenantAccessDenied()
+    user_id = refresh.get("user_id")
+    user = user_get(user_id=user_id) if isinstance(user_id, int) else None
+    if user is None or not user.is_active or issued_before(refresh, user.tokens_valid_after):
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+    return refresh, user
+
+
+def _blacklist(refresh: RefreshToken, user: User) -> bool:
+    """Blacklist `refresh`; False when it already was (or is unknown here)."""
+    outstanding = OutstandingToken.objects.filter(jti=refresh["jti"]).first()
+    if outstanding is None:
+        outstanding = OutstandingToken.objects.create(
+            user=user, jti=refresh["jti"], token=str(refresh), expires_at=_expiry(refresh)
+        )
+    try:
+        with transaction.atomic(using=router.db_for_write(BlacklistedToken)):
+            _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
+    except IntegrityError:
+        return False
+    return created
+
+
+def tokens_refresh(*, raw: str, tenant: Tenant) -> dict:
+    """Rotate a refresh token: the old one is blacklisted, a new pair is returned. A token
+    already rotated away, revoked or issued before the user's revocation mark: 401."""
+    refresh, user = _load_refresh(raw=raw, tenant=tenant)
+    with transaction.atomic(using=router.db_for_write(BlacklistedToken)):
+        if not _blacklist(refresh, user):
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        tokens = issue_tokens(user, tenant)
+    logger.info("Refresh token rotated (tenant=%s, user_id=%s)", tenant.slug, user.pk)
+    return tokens
+
+
+def logout(*, user: User, access_token, refresh_raw: str | None, tenant: Tenant) -> None:
+    """Revoke the access token in use and, when given and the user's, the refresh token."""
+    token_revoke(jti=access_token["jti"], expires_at=_expiry(access_token), user_id=user.pk)
+    if refresh_raw:
+        try:
+            refresh, owner = _load_refresh(raw=refresh_raw, tenant=tenant)
+        except exceptions.APIException:
+            refresh, owner = None, None
+        if refresh is not None and owner.pk == user.pk:
+            _blacklist(refresh, user)
+            logger.info("Token revoked (tenant=%s, user_id=%s)", tenant.slug, user.pk)
+    logger.info("User %s logged out (tenant=%s, user_id=%s)", user.username, tenant.slug, user.pk)
+
+
+def _move_revocation_mark(user: User) -> None:
+    """Every token of `user` issued up to now is refused from now on."""
+    user.tokens_valid_after = timezone.now()
+
+
+def password_change(
+    *, user: User, old_password: str, new_password: str, tenant: Tenant | None
+) -> dict:
+    """Change the password; every earlier token of the user stops working, and a new pair
+    (issued after the mark) is returned."""
+    if not user.check_password(old_password):
+        raise exceptions.ValidationError({"old_password": ["The current password is incorrect."]})
+    try:
+        password_validation.validate_password(new_password, user)
+    except ValidationError as exc:
+        raise exceptions.ValidationError({"new_password": exc.messages}) from exc
+    user.set_password(new_password)
+    _move_revocation_mark(user)
+    user.save(update_fields=["password", "tokens_valid_after"])
+    label = _tenant_label(tenant)
+    logger.info("Password changed (tenant=%s, user_id=%s)", label, user.pk)
+    logger.info("Tokens revoked by password change (tenant=%s, user_id=%s)", label, user.pk)
+    return issue_tokens(user, tenant)
+
+
+# --- administration -----------------------------------------------------------------------
+def user_update(*, user: User, role: str | None = None, is_active: bool | None = None) -> User:
+    """Change a user's role or active flag. A role change or deactivation revokes the
+    user's tokens; removing the last active admin is a 409."""
+    with transaction.atomic(using=router.db_for_write(User)):
+        target = User.objects.select_for_update().get(pk=user.pk)
+        loses_admin = (
+            target.role == User.Role.ADMIN
+            and target.is_active
+            and ((role is not None and role != User.Role.ADMIN) or is_active is False)
+        )
+        if loses_admin:
+            admins = list(
+                User.objects.select_for_update()
+                .filter(role=User.Role.ADMIN, is_active=True)
+                .values_list("pk", flat=True)
+            )
+            if [pk for pk in admins if pk != target.pk] == []:
+                raise Conflict(LAST_ADMIN)
+        revoke = False
+        if role is not None and role != target.role:
+            target.role = role
+            revoke = True
+        if is_active is not None and is_active != target.is_active:
+            target.is_active = is_active
+            revoke = revoke or not is_active
+        if revoke:
+            _move_revocation_mark(target)
+        target.save(update_fields=["role", "is_active", "tokens_valid_after"])
+    label = _current_label()
+    logger.info(
+        "User %s updated (tenant=%s, user_id=%s, role=%s, active=%s)",
+        target.username,
+        label,
+        target.pk,
+        target.role,
+        target.is_active,
+    )
+    if revoke:
+        logger.info("Tokens revoked by account change (tenant=%s, user_id=%s)", label, target.pk)
+    return target
+
+
+def user_deactivate(*, user: User) -> User:
+    return user_update(user=user, is_active=False)

@@ -1,8 +1,11 @@
-"""Tenant-bound JWTs. Every token carries `tenant` (the slug, or null for platform staff)
-and `user_id`; SimpleJWT adds `jti`, `exp`, `iat`, and, from settings, `aud` and `iss`."""
+"""Tenant-bound JWTs. Every token carries `tenant` (the slug, or null for platform staff),
+`user_id` and `iat_us` (issue time in microseconds); SimpleJWT adds `jti`, `exp`, `iat`,
+and, from settings, `aud` and `iss`."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -14,6 +17,10 @@ if TYPE_CHECKING:
     from tenants.models import Tenant
 
 TENANT_CLAIM = "tenant"
+# `iat` has one-second resolution; revocation marks (`User.tokens_valid_after`) need more,
+# or a token issued in the same second as a password change would be ambiguous.
+ISSUED_AT_US_CLAIM = "iat_us"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def issue_tokens(user: User, tenant: Tenant | None) -> dict:
@@ -24,14 +31,17 @@ def issue_tokens(user: User, tenant: Tenant | None) -> dict:
     be rotated and blacklisted; platform sessions get an access token only.
     """
     slug = tenant.slug if tenant is not None else None
+    issued_at_us = time.time_ns() // 1000
     if tenant is not None:
         refresh = RefreshToken.for_user(user)
         refresh[TENANT_CLAIM] = slug
+        refresh[ISSUED_AT_US_CLAIM] = issued_at_us
         access = refresh.access_token
         refresh_value = str(refresh)
     else:
         access = AccessToken.for_user(user)
         access[TENANT_CLAIM] = None
+        access[ISSUED_AT_US_CLAIM] = issued_at_us
         refresh_value = None
     access_value = str(access)
     body = {
@@ -45,6 +55,24 @@ def issue_tokens(user: User, tenant: Tenant | None) -> dict:
     if refresh_value is None:
         del body["refresh"]
     return body
+
+
+def issued_at_us(token) -> int:
+    """When `token` was issued, in microseconds since the epoch. Tokens without the
+    precise claim count from the start of their `iat` second (the strict reading)."""
+    value = token.get(ISSUED_AT_US_CLAIM)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    iat = token.get("iat", 0)
+    return int(iat) * 1_000_000 if isinstance(iat, int | float) else 0
+
+
+def issued_before(token, mark: datetime | None) -> bool:
+    """True when `token` was issued before the revocation mark `mark`."""
+    if mark is None:
+        return False
+    mark_us = (mark - _EPOCH) // timedelta(microseconds=1)
+    return issued_at_us(token) < mark_us
 
 
 def access_ttl_seconds() -> int:

@@ -1,0 +1,70 @@
+"""Reads on users and on the token deny list."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.db.models import Q, QuerySet
+
+from accounts.models import RevokedToken, User
+from tenants.context import get_current_tenant
+
+logger = logging.getLogger("accounts.selectors")
+
+# A "not revoked" answer is cached briefly; a revocation overwrites it at once.
+NOT_REVOKED_TTL = 60
+
+
+def user_list() -> QuerySet[User]:
+    """The active database's users (the current tenant's, or the platform's), oldest first."""
+    return User.objects.order_by("id")
+
+
+def user_get(*, user_id: int) -> User | None:
+    return User.objects.filter(pk=user_id).first()
+
+
+def user_find_for_login(*, username_or_email: str) -> User | None:
+    """The user whose username is `username_or_email`, else whose e-mail matches it
+    case-insensitively; None when there is none."""
+    value = (username_or_email or "").strip()
+    if not value:
+        return None
+    candidates = list(User.objects.filter(Q(username=value) | Q(email__iexact=value))[:2])
+    for user in candidates:
+        if user.username == value:
+            return user
+    return candidates[0] if candidates else None
+
+
+def active_admin_count() -> int:
+    return User.objects.filter(role=User.Role.ADMIN, is_active=True).count()
+
+
+def revocation_cache_key(jti: str) -> str:
+    tenant = get_current_tenant()
+    return f"accounts:revoked:{tenant.slug if tenant is not None else '-'}:{jti}"
+
+
+def token_is_revoked(*, jti: str) -> bool:
+    """True when the token `jti` was revoked. The cache answers first; the database (the
+    durable record) answers on a miss, so a flushed cache never revives a token."""
+    key = revocation_cache_key(jti)
+    try:
+        cached = cache.get(key)
+    except Exception:  # cache down: the database alone decides
+        logger.warning("Cache unavailable for the token deny list; using the database")
+        cached = None
+    if cached is not None:
+        return cached == "1"
+    revoked = RevokedToken.objects.filter(jti=jti).exists()
+    try:
+        if revoked:
+            cache.set(key, "1", NOT_REVOKED_TTL * 10)
+        else:
+            # `add`, not `set`: never overwrite a revocation written meanwhile.
+            cache.add(key, "0", NOT_REVOKED_TTL)
+    except Exception:
+        logger.warning("Cache unavailable for the token deny list; using the database")
+    return revoked

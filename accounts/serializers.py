@@ -1,0 +1,84 @@
+"""Request and response shapes of the accounts API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import User
+from tenants.context import get_current_tenant
+
+# Checked against the host's tenant before anything else (accounts.views), then ignored.
+TENANT_FIELDS = frozenset({"tenant", "tenant_id"})
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not declare (400 with a message per field), except the
+    tenant fields, which the view has already checked."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields) - TENANT_FIELDS
+            if unknown:
+                raise serializers.ValidationError(
+                    {field: ["Unknown field."] for field in sorted(unknown)}
+                )
+        return super().to_internal_value(data)
+
+
+# --- input --------------------------------------------------------------------------------
+class SignupSerializer(StrictSerializer):
+    username = serializers.CharField(max_length=150, trim_whitespace=False)
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class UserCreateSerializer(SignupSerializer):
+    role = serializers.ChoiceField(choices=User.Role.choices, required=False)
+
+
+class LoginSerializer(StrictSerializer):
+    username_or_email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class RefreshSerializer(StrictSerializer):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class LogoutSerializer(StrictSerializer):
+    refresh = serializers.CharField(max_length=4096, required=False, allow_blank=True)
+
+
+class PasswordChangeSerializer(StrictSerializer):
+    old_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class UserUpdateSerializer(StrictSerializer):
+    role = serializers.ChoiceField(choices=User.Role.choices, required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+# --- output -------------------------------------------------------------------------------
+class SignupResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "role"]
+
+
+class MeSerializer(serializers.ModelSerializer):
+    tenant = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "role", "tenant"]
+
+    def get_tenant(self, user) -> str | None:
+        tenant = get_current_tenant()
+        return tenant.slug if tenant is not None else None
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "role", "is_active", "date_joined", "last_login"]

@@ -1,0 +1,87 @@
+"""Login throttles on the Django cache (Redis when configured): a per-IP rate on every
+login attempt, and a per-account lockout after repeated failures. Both expire by
+themselves; both answer 429 with `Retry-After`."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.exceptions import Throttled
+
+logger = logging.getLogger("accounts.throttles")
+
+RATE_WINDOW = 60
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _account_key(*, scope: str, identifier: str) -> str:
+    digest = hashlib.sha256(identifier.strip().lower().encode()).hexdigest()[:32]
+    return f"accounts:login-fail:{scope}:{digest}"
+
+
+def check_login_rate(*, ip: str) -> None:
+    """Count one login attempt from `ip`; raise Throttled past LOGIN_RATE_LIMIT_PER_MINUTE."""
+    limit = settings.LOGIN_RATE_LIMIT_PER_MINUTE
+    if limit <= 0:
+        return
+    now = _now()
+    window = int(now // RATE_WINDOW)
+    key = f"accounts:login-ip:{ip}:{window}"
+    try:
+        cache.add(key, 0, RATE_WINDOW * 2)
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, RATE_WINDOW * 2)
+        count = 1
+    if count > limit:
+        wait = max(1, math.ceil((window + 1) * RATE_WINDOW - now))
+        logger.warning("Login rate limit reached for a client address (limit=%s/min)", limit)
+        raise Throttled(wait=wait)
+
+
+def _lock_state(*, scope: str, identifier: str) -> tuple[int, float | None]:
+    """(failures counted in the current window, when that window started)."""
+    key = _account_key(scope=scope, identifier=identifier)
+    started, count = cache.get(f"{key}:start"), cache.get(f"{key}:count")
+    if started is None:
+        return 0, None
+    if _now() - started >= settings.LOGIN_LOCKOUT_WINDOW:
+        cache.delete_many([f"{key}:start", f"{key}:count"])
+        return 0, None
+    return int(count or 0), started
+
+
+def check_lockout(*, scope: str, identifier: str) -> None:
+    """Raise Throttled while the account named `identifier` in `scope` is locked out."""
+    count, started = _lock_state(scope=scope, identifier=identifier)
+    if started is not None and count >= settings.LOGIN_LOCKOUT_THRESHOLD:
+        wait = max(1, math.ceil(started + settings.LOGIN_LOCKOUT_WINDOW - _now()))
+        raise Throttled(wait=wait)
+
+
+def record_login_failure(*, scope: str, identifier: str) -> bool:
+    """Count a failed login; returns True when this failure locks the account."""
+    window = settings.LOGIN_LOCKOUT_WINDOW
+    key = _account_key(scope=scope, identifier=identifier)
+    _lock_state(scope=scope, identifier=identifier)  # drops an expired window
+    cache.add(f"{key}:start", _now(), window)
+    cache.add(f"{key}:count", 0, window)
+    try:
+        count = cache.incr(f"{key}:count")
+    except ValueError:
+        cache.set(f"{key}:count", 1, window)
+        count = 1
+    return count == settings.LOGIN_LOCKOUT_THRESHOLD
+
+
+def reset_login_failures(*, scope: str, identifier: str) -> None:
+    key = _account_key(scope=scope, identifier=identifier)
+    cache.delete_many([f"{key}:start", f"{key}:count"])
