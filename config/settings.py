@@ -59,6 +59,8 @@ TENANT_APPS = [
 INSTALLED_APPS = list(dict.fromkeys(SHARED_APPS + TENANT_APPS))
 
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
+    "logstream.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.errors.ApiErrorMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -144,7 +146,13 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": 1000,
+                "expiry": 30,
+                # Concurrent test runs on one Redis must not hear each other.
+                "prefix": f"asgi-test{TEST_RUN_TAG}" if TESTING else "asgi",
+            },
         }
     }
 else:
@@ -231,13 +239,26 @@ LOGGING = {
     "formatters": {
         "text": {"format": "[{asctime}] {levelname} [{name}] {message}", "style": "{"},
     },
+    "filters": {"redact": {"()": "logstream.redaction.RedactingFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "text"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "text",
+            "filters": ["redact"],
+        },
+        # Publishes to the live log stream (logstream.handlers); never blocks the caller.
+        "logstream": {"class": "logstream.handlers.ChannelLayerHandler"},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        name: {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}
-        for name in ("config", "tenants", "accounts", "addressbook", "logstream")
+        **{
+            name: {"handlers": ["console", "logstream"], "level": LOG_LEVEL, "propagate": False}
+            for name in ("config", "tenants", "accounts", "addressbook", "logstream")
+        },
+        **{
+            name: {"handlers": ["console", "logstream"], "level": "INFO", "propagate": False}
+            for name in ("django.request", "django.security")
+        },
     },
 }
 

@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config import views
+from logstream.views import log_viewer
 
 urlpatterns = [
+    path("admin/logs/", admin.site.admin_view(log_viewer), name="admin-logs"),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("ready", views.ready, name="ready"),
