@@ -35,8 +35,8 @@ def test_garbage_token_is_401_invalid_token(acme):
 
 
 def test_token_of_another_tenant_with_the_same_user_id_is_403(acme, globex, make_user, bearer):
-    ann = make_user(acme, "ann")
-    gus = make_user(globex, "gus")
+    ann = make_user(acme, "ann", id=4242)
+    gus = make_user(globex, "gus", id=4242)
     assert ann.pk == gus.pk  # the same id exists in both databases
     response = client_for("acme.test").get("/api/_whoami", **bearer(gus, globex))
     assert response.status_code == HTTPStatus.FORBIDDEN
