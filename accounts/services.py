@@ -205,8 +205,10 @@ def _load_refresh(*, raw: str, tenant: Tenant | None) -> tuple[RefreshToken, Use
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
     if refresh[TENANT_CLAIM] != (tenant.slug if tenant is not None else None):
         raise TenantAccessDenied()
-    user_id = refresh.get("user_id")
-    user = user_get(user_id=user_id) if isinstance(user_id, int) else None
+    try:
+        user = user_get(user_id=int(refresh.get("user_id")))
+    except (TypeError, ValueError):
+        user = None
     if user is None or not user.is_active or issued_before(refresh, user.tokens_valid_after):
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
     return refresh, user
