@@ -1,0 +1,119 @@
+"""Token revocation: the per-user mark, the durable deny list, and the cache in front."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from http import HTTPStatus
+
+import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts import tokens as token_module
+from accounts.models import RevokedToken, User
+from accounts.selectors import token_is_revoked
+from accounts.tokens import issue_tokens, issued_before
+from tenants.context import use_tenant
+from tests.conftest import client_for
+from tests.test_accounts_auth import auth, me, tokens_for
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+def _cache_namespace(settings) -> None:
+    cfg = dict(settings.CACHES["default"])
+    cfg["LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"] = (
+        f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
+    )
+    settings.CACHES = {"default": cfg}
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings):
+    _cache_namespace(settings)
+
+
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def test_mark_is_compared_below_the_second(acme, make_user, monkeypatch):
+    """Tokens issued earlier in the same second as the mark fail; later ones work."""
+    ann = make_user(acme, "ann")
+    second = int(datetime.now(tz=UTC).timestamp())
+    with use_tenant(acme):
+        monkeypatch.setattr(token_module.time, "time_ns", lambda: (second * 10**9) + 250_000_000)
+        before = issue_tokens(ann, acme)["access"]
+        User.objects.filter(pk=ann.pk).update(tokens_valid_after=_at(second + 0.5))
+        monkeypatch.setattr(token_module.time, "time_ns", lambda: (second * 10**9) + 750_000_000)
+        after = issue_tokens(ann, acme)["access"]
+    assert me("acme.test", before).status_code == HTTPStatus.UNAUTHORIZED
+    assert me("acme.test", after).status_code == HTTPStatus.OK
+
+
+def test_a_token_without_the_precise_claim_counts_from_the_start_of_its_second(acme, make_user):
+    ann = make_user(acme, "ann")
+    with use_tenant(acme):
+        token = AccessToken.for_user(ann)
+    second = token["iat"]
+    assert issued_before(token, _at(second + 0.1))
+    assert not issued_before(token, _at(second))
+    assert not issued_before(token, None)
+
+
+def test_logout_is_recorded_in_the_tenants_database(acme, make_user):
+    make_user(acme, "ann")
+    pair = tokens_for("acme.test", "ann")
+    client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+    with use_tenant(acme):
+        assert RevokedToken.objects.count() == 1
+        row = RevokedToken.objects.get()
+    assert row.expires_at > datetime.now(tz=UTC)
+    assert not RevokedToken.objects.using("default").exists()
+
+
+def test_flushing_the_cache_never_brings_a_revoked_token_back(acme, make_user, settings):
+    make_user(acme, "ann")
+    pair = tokens_for("acme.test", "ann")
+    client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+    _cache_namespace(settings)  # an empty cache, as after a flush or a Redis restart
+    response = me("acme.test", pair["access"])
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["message"] == "Invalid token"
+
+
+def test_a_cached_answer_spares_the_database(acme):
+    with use_tenant(acme):
+        assert token_is_revoked(jti="some-jti") is False
+        with CaptureQueriesContext(connections[acme.alias]) as queries:
+            assert token_is_revoked(jti="some-jti") is False
+    assert len(queries) == 0
+
+
+def test_a_revocation_overrides_a_cached_not_revoked_answer(acme, make_user):
+    make_user(acme, "ann")
+    pair = tokens_for("acme.test", "ann")
+    assert me("acme.test", pair["access"]).status_code == HTTPStatus.OK  # caches "not revoked"
+    client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+    assert me("acme.test", pair["access"]).status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_a_revocation_in_one_tenant_does_not_touch_the_other(acme, globex, make_user):
+    make_user(acme, "ann")
+    make_user(globex, "ann")
+    acme_pair = tokens_for("acme.test", "ann")
+    globex_pair = tokens_for("globex.test", "ann")
+    client_for("acme.test").post("/api/auth/logout", **auth(acme_pair["access"]))
+    assert me("globex.test", globex_pair["access"]).status_code == HTTPStatus.OK
+    with use_tenant(globex):
+        assert not RevokedToken.objects.exists()
+
+
+def test_deactivation_outside_the_api_refuses_the_users_tokens(acme, make_user):
+    ann = make_user(acme, "ann")
+    access = tokens_for("acme.test", "ann")["access"]
+    with use_tenant(acme):
+        User.objects.filter(pk=ann.pk).update(is_active=False)
+    assert me("acme.test", access).status_code == HTTPStatus.UNAUTHORIZED

@@ -1,0 +1,174 @@
+"""Login throttles: per-IP rate and per-account lockout, both 429 with Retry-After."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from http import HTTPStatus
+
+import pytest
+
+from accounts import throttles
+from tests.conftest import PASSWORD, client_for
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+WRONG = "Wrong-pass-123"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings):
+    cfg = dict(settings.CACHES["default"])
+    cfg["LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"] = (
+        f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
+    )
+    settings.CACHES = {"default": cfg}
+
+
+def login(username: str, password: str = PASSWORD, *, ip: str = "203.0.113.7", host="acme.test"):
+    return client_for(host).post(
+        "/api/auth/login",
+        {"username_or_email": username, "password": password},
+        format="json",
+        REMOTE_ADDR=ip,
+    )
+
+
+@pytest.fixture
+def low_rate(settings):
+    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 3
+    settings.LOGIN_LOCKOUT_THRESHOLD = 100
+
+
+@pytest.fixture
+def low_lockout(settings):
+    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 1000
+    settings.LOGIN_LOCKOUT_THRESHOLD = 3
+    settings.LOGIN_LOCKOUT_WINDOW = 900
+
+
+def test_per_ip_rate_limit_is_429_with_retry_after(acme, make_user, low_rate):
+    make_user(acme, "ann")
+    for _ in range(3):
+        assert login("ann", WRONG).status_code == HTTPStatus.UNAUTHORIZED
+    response = login("ann", PASSWORD)
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert response.json() == {
+        "status": 429,
+        "error": "Too Many Requests",
+        "message": "Too many requests",
+    }
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+def test_per_ip_rate_limit_counts_every_attempt_on_every_account(acme, make_user, low_rate):
+    make_user(acme, "ann")
+    make_user(acme, "bob")
+    assert login("ann").status_code == HTTPStatus.OK
+    assert login("bob").status_code == HTTPStatus.OK
+    assert login("nobody", WRONG).status_code == HTTPStatus.UNAUTHORIZED
+    assert login("bob").status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+def test_per_ip_rate_limit_leaves_other_addresses_alone(acme, make_user, low_rate):
+    make_user(acme, "ann")
+    for _ in range(4):
+        login("ann", WRONG, ip="203.0.113.7")
+    assert login("ann", ip="198.51.100.9").status_code == HTTPStatus.OK
+
+
+def test_per_ip_rate_limit_resets_in_the_next_minute(acme, make_user, low_rate, monkeypatch):
+    make_user(acme, "ann")
+    start = time.time()
+    monkeypatch.setattr(throttles, "_now", lambda: start)
+    for _ in range(4):
+        login("ann", WRONG)
+    assert login("ann").status_code == HTTPStatus.TOO_MANY_REQUESTS
+    monkeypatch.setattr(throttles, "_now", lambda: start + 61)
+    assert login("ann").status_code == HTTPStatus.OK
+
+
+def test_account_locks_after_the_threshold_even_for_the_right_password(
+    acme, make_user, low_lockout
+):
+    make_user(acme, "ann")
+    for _ in range(3):
+        assert login("ann", WRONG).status_code == HTTPStatus.UNAUTHORIZED
+    response = login("ann", PASSWORD, ip="198.51.100.9")  # another address: still locked
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert response.json()["message"] == "Too many requests"
+    assert 890 <= int(response["Retry-After"]) <= 900
+
+
+def test_lockout_of_one_account_leaves_others_alone(acme, make_user, low_lockout):
+    make_user(acme, "ann")
+    make_user(acme, "bob")
+    for _ in range(3):
+        login("ann", WRONG)
+    assert login("bob").status_code == HTTPStatus.OK
+
+
+def test_lockout_is_per_tenant(acme, globex, make_user, low_lockout):
+    make_user(acme, "ann")
+    make_user(globex, "ann")
+    for _ in range(3):
+        login("ann", WRONG)
+    assert login("ann", host="globex.test").status_code == HTTPStatus.OK
+
+
+def test_unknown_accounts_lock_the_same_way(acme, low_lockout):
+    for _ in range(3):
+        assert login("nobody", WRONG).status_code == HTTPStatus.UNAUTHORIZED
+    assert login("nobody", WRONG).status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+def test_lockout_expires_by_itself(acme, make_user, low_lockout, monkeypatch):
+    make_user(acme, "ann")
+    start = time.time()
+    monkeypatch.setattr(throttles, "_now", lambda: start)
+    for _ in range(3):
+        login("ann", WRONG)
+    assert login("ann").status_code == HTTPStatus.TOO_MANY_REQUESTS
+    monkeypatch.setattr(throttles, "_now", lambda: start + 600)
+    response = login("ann")
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert 299 <= int(response["Retry-After"]) <= 300
+    monkeypatch.setattr(throttles, "_now", lambda: start + 901)
+    assert login("ann").status_code == HTTPStatus.OK
+
+
+def test_a_successful_login_clears_earlier_failures(acme, make_user, low_lockout):
+    make_user(acme, "ann")
+    login("ann", WRONG)
+    login("ann", WRONG)
+    assert login("ann").status_code == HTTPStatus.OK
+    login("ann", WRONG)
+    login("ann", WRONG)
+    assert login("ann").status_code == HTTPStatus.OK
+
+
+def test_lockout_uses_the_default_settings(acme, make_user, settings):
+    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 1000
+    assert settings.LOGIN_LOCKOUT_THRESHOLD == 10
+    assert settings.LOGIN_LOCKOUT_WINDOW == 900
+    make_user(acme, "ann")
+    for _ in range(9):
+        login("ann", WRONG)
+    assert login("ann", WRONG).status_code == HTTPStatus.UNAUTHORIZED  # the 10th failure
+    assert login("ann").status_code == HTTPStatus.TOO_MANY_REQUESTS
+
+
+def test_platform_login_is_throttled_too(acme, low_rate):
+    for _ in range(3):
+        client_for("acme.test").post(
+            "/api/platform/auth/login",
+            {"username_or_email": "root", "password": WRONG},
+            format="json",
+        )
+    response = client_for("acme.test").post(
+        "/api/platform/auth/login",
+        {"username_or_email": "root", "password": WRONG},
+        format="json",
+    )
+    assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert "Retry-After" in response
