@@ -112,4 +112,3 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
                 "request_id": None,
             }
         )
-

@@ -35,9 +35,7 @@ def record_message(record: logging.LogRecord) -> str:
     return redact(message)
 
 
-def build_event(
-    record: logging.LogRecord, *, tenant: str | None, request_id: str | None
-) -> dict:
+def build_event(record: logging.LogRecord, *, tenant: str | None, request_id: str | None) -> dict:
     return {
         "timestamp": format_timestamp(record.created),
         "level": record.levelname,

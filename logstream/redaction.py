@@ -34,7 +34,9 @@ _KEYS = "|".join(sorted(SENSITIVE_KEYS, key=len, reverse=True))
 _PATTERNS = (
     # Authorization: <scheme> <value>, in headers, dicts and reprs.
     (
-        re.compile(r"""(?i)(["']?authorization["']?\s*[:=]\s*["']?)(?:(bearer|basic|token)\s+)?[^\s"',;]+"""),
+        re.compile(
+            r"""(?i)(["']?authorization["']?\s*[:=]\s*["']?)(?:(bearer|basic|token)\s+)?[^\s"',;]+"""
+        ),
         lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}{REDACTED}",
     ),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), lambda m: f"{m.group(1)} {REDACTED}"),

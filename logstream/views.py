@@ -13,9 +13,7 @@ WS_ENDPOINT = "/api/ws/logs"
 @csrf_exempt
 def logs_gone(request):
     """GET /api/logs, the old Server-Sent Events stream: 410 Gone, whoever asks."""
-    return error_response(
-        410, f"The log stream moved: use the WebSocket endpoint {WS_ENDPOINT}"
-    )
+    return error_response(410, f"The log stream moved: use the WebSocket endpoint {WS_ENDPOINT}")
 
 
 def log_viewer(request):
