@@ -48,6 +48,7 @@ SHARED_APPS = [
     "tenants",
     "accounts",
     "logstream",
+    "config",
 ]
 TENANT_APPS = [
     "django.contrib.auth",
@@ -62,7 +63,12 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "logstream.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.security.SecurityHeadersMiddleware",
+    "config.metrics.MetricsMiddleware",
     "config.errors.ApiErrorMiddleware",
+    "config.security.AdminAllowListMiddleware",
+    "config.security.RequestSizeLimitMiddleware",
+    "config.security.RateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "tenants.middleware.TenantMiddleware",
@@ -211,6 +217,10 @@ LOGIN_RATE_LIMIT_PER_MINUTE = env.int("LOGIN_RATE_LIMIT_PER_MINUTE", default=20)
 LOGIN_LOCKOUT_THRESHOLD = env.int("LOGIN_LOCKOUT_THRESHOLD", default=10)
 LOGIN_LOCKOUT_WINDOW = env.int("LOGIN_LOCKOUT_WINDOW", default=900)
 MAX_REQUEST_SIZE_BYTES = env.int("MAX_REQUEST_SIZE_BYTES", default=1024 * 1024)
+# CIDRs allowed on /admin/ and /api/platform/ (empty: any network).
+ADMIN_ALLOWED_IPS = env.list("ADMIN_ALLOWED_IPS", default=[])
+# CIDRs allowed to scrape /metrics (empty: any in development, loopback in production).
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_SIZE_BYTES
 
 # --- CORS ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from config import views
+from config.metrics import metrics_view
 from logstream.views import log_viewer
 
 urlpatterns = [
@@ -9,6 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("ready", views.ready, name="ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/auth/", include("accounts.urls")),
     path("api/users", include("accounts.user_urls")),
     path("api/platform/", include("accounts.platform_urls")),

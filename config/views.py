@@ -1,6 +1,12 @@
 """Operations endpoints and the project's JSON error handlers."""
 
-from django.core.cache import cache
+import asyncio
+import uuid
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
@@ -14,21 +20,54 @@ def health(request):
     return JsonResponse({"status": "ok"})
 
 
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _check_caches() -> str:
+    probe = uuid.uuid4().hex
+    for alias in settings.CACHES:
+        backend = caches[alias]
+        backend.set(f"ready:{probe}", probe, 5)
+        if backend.get(f"ready:{probe}") != probe:
+            return "unavailable"
+        backend.delete(f"ready:{probe}")
+    return "ok"
+
+
+def _check_channel_layer() -> str:
+    layer = get_channel_layer()
+    if layer is None:
+        return "unavailable"
+
+    async def roundtrip():
+        channel = await layer.new_channel("ready.")
+        await layer.send(channel, {"type": "ready.probe"})
+        return await asyncio.wait_for(layer.receive(channel), timeout=1)
+
+    message = async_to_sync(roundtrip)()
+    return "ok" if message.get("type") == "ready.probe" else "unavailable"
+
+
+READY_CHECKS = {
+    "database": _check_database,
+    "cache": _check_caches,
+    "channel_layer": _check_channel_layer,
+}
+
+
 @require_GET
 def ready(request):
-    """200 when the main database and the cache answer, else 503 naming what failed."""
+    """200 when the main database, every cache and the channel layer answer, else 503
+    naming what failed."""
     checks = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception:
-        checks["database"] = "unavailable"
-    try:
-        cache.set("ready-probe", "1", 5)
-        checks["cache"] = "ok" if cache.get("ready-probe") == "1" else "unavailable"
-    except Exception:
-        checks["cache"] = "unavailable"
+    for name, probe in READY_CHECKS.items():
+        try:
+            checks[name] = probe()
+        except Exception:
+            checks[name] = "unavailable"
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},

@@ -1,0 +1,134 @@
+"""Prometheus metrics (prometheus-client): requests by route template and status, latency,
+tenants by status, WebSocket log clients, log lines published and dropped.
+
+Under a multi-process server set `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's own
+variable) so every worker's counters are summed at scrape time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django.conf import settings
+from django.db.models import Count
+from django.http import HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from config.errors import error_response
+from config.network import client_ip, ip_in
+from config.security import _Middleware
+
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests by route template and status",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+UNRESOLVED_ROUTE = "<unresolved>"
+
+
+def route_of(request) -> str:
+    match = getattr(request, "resolver_match", None)
+    if match is None or match.route is None:
+        return UNRESOLVED_ROUTE
+    return "/" + match.route
+
+
+class MetricsMiddleware(_Middleware):
+    """Counts every request under its URL pattern (not its literal path, which would make
+    one series per contact id)."""
+
+    def before(self, request):
+        request._metrics_started = time.perf_counter()
+        return None
+
+    def after(self, request, response):
+        route = route_of(request)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        started = getattr(request, "_metrics_started", None)
+        if started is not None:
+            LATENCY.labels(route).observe(time.perf_counter() - started)
+        return response
+
+
+class ProductCollector:
+    """Values read at scrape time: tenants by status and the log stream's counters."""
+
+    def collect(self):
+        from tenants.models import Tenant
+
+        tenants = GaugeMetricFamily("tenants", "Tenants by status", labels=["status"])
+        counts = dict.fromkeys(Tenant.Status.values, 0)
+        try:
+            rows = Tenant.objects.values("status").annotate(n=Count("id")).order_by()
+            for row in rows:
+                counts[row["status"]] = row["n"]
+        except Exception:  # the main database is down: /ready reports it
+            counts = {}
+        for status, value in counts.items():
+            tenants.add_metric([status], value)
+        yield tenants
+
+        from logstream.handlers import publisher
+
+        stats = publisher.stats()
+        yield CounterMetricFamily(
+            "log_lines_published", "Log records published to the stream", value=stats["published"]
+        )
+        yield CounterMetricFamily(
+            "log_lines_dropped",
+            "Log records dropped because the publishing buffer was full",
+            value=stats["dropped"],
+        )
+        clients = GaugeMetricFamily(
+            "websocket_log_clients", "Connected WebSocket log clients in this process"
+        )
+        clients.add_metric([], _websocket_clients())
+        yield clients
+
+
+def _websocket_clients() -> int:
+    from logstream import consumers
+
+    return len(getattr(consumers, "CONNECTED", ()))
+
+
+REGISTRY.register(ProductCollector())
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(ProductCollector())
+        return registry
+    return REGISTRY
+
+
+def metrics_view(request):
+    """Prometheus text. With `METRICS_ALLOWED_IPS` set only those networks may scrape; in
+    production with it unset, only loopback."""
+    allowed = settings.METRICS_ALLOWED_IPS or (
+        ["127.0.0.0/8", "::1/128"] if settings.PRODUCTION else []
+    )
+    if allowed and not ip_in(client_ip(request), allowed):
+        return error_response(403, "Access from this network is not allowed")
+    if request.method != "GET":
+        return error_response(405, "Method not allowed", headers={"Allow": "GET"})
+    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
