@@ -23,6 +23,7 @@ AGE_BANDS = {
     "unknown": Q(age__isnull=True),
 }
 TOP_EMAIL_DOMAINS = 20
+EXPORT_BATCH_SIZE = 2000
 EXPORT_FIELDS = (
     "id",
     "name",
@@ -78,13 +79,15 @@ def contact_get(*, contact_id: int) -> Contact:
 
 
 def contact_export_rows(
-    *, filters: Mapping[str, Any], using: str, batch_size: int = 2000
+    *, filters: Mapping[str, Any], using: str, batch_size: int | None = None
 ) -> Iterator[dict[str, Any]]:
     """Every contact `filters` select, as dicts of EXPORT_FIELDS, read from `using` in
     keyset batches: memory stays flat however many rows there are, and the generator does
     not depend on the tenant context (it usually runs after the view has returned)."""
     queryset = contact_list(filters=filters, using=using).values(*EXPORT_FIELDS)
-    return pagination.iterate(queryset, ordering=contact_ordering(filters), batch_size=batch_size)
+    return pagination.iterate(
+        queryset, ordering=contact_ordering(filters), batch_size=batch_size or EXPORT_BATCH_SIZE
+    )
 
 
 def contact_stats() -> dict[str, Any]:

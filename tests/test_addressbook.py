@@ -307,8 +307,7 @@ def test_the_same_id_in_two_tenants_is_each_tenants_own_contact(
     api, acme, globex, make_user, bearer, make_contact
 ):
     mine = make_contact(acme, "Acme person")
-    theirs = make_contact(globex, "Globex person")
-    assert mine.pk == theirs.pk
+    theirs = make_contact(globex, "Globex person", id=mine.pk)
     assert api.get(f"{URL}/{mine.pk}").json()["name"] == "Acme person"
     gus = make_user(globex, "gus")
     response = client_for("globex.test").get(f"{URL}/{theirs.pk}", **bearer(gus, globex))
@@ -316,9 +315,8 @@ def test_the_same_id_in_two_tenants_is_each_tenants_own_contact(
 
 
 def test_a_contact_only_in_another_tenant_is_404(api, acme, globex, make_contact):
-    make_contact(acme, "Mine")
-    other = make_contact(globex, "First")
-    other = make_contact(globex, "Second")
+    mine = make_contact(acme, "Mine")
+    other = make_contact(globex, "Only there", id=mine.pk + 1000)
     assert api.get(f"{URL}/{other.pk}").status_code == HTTPStatus.NOT_FOUND
     assert api.delete(f"{URL}/{other.pk}").status_code == HTTPStatus.NOT_FOUND
     with use_tenant(globex):
