@@ -7,7 +7,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from django.db import router, transaction
+from django.db import DatabaseError, router, transaction
+from django.http import Http404
 
 from addressbook.models import Contact
 from tenants.context import get_current_tenant
@@ -55,8 +56,14 @@ def contact_update(
     for field, value in changes.items():
         setattr(contact, field, value)
     using = router.db_for_write(Contact, instance=contact)
-    with transaction.atomic(using=using):
-        contact.save(using=using, update_fields=[*changes, "updated_at"])
+    try:
+        with transaction.atomic(using=using):
+            contact.save(using=using, update_fields=[*changes, "updated_at"])
+    except DatabaseError:
+        # Deleted by another request since it was read: "did not affect any rows".
+        if not Contact.objects.using(using).filter(pk=contact.pk).exists():
+            raise Http404 from None
+        raise
     logger.info(
         "Contact %s updated (tenant=%s user=%s)",
         contact.pk,

@@ -8,9 +8,11 @@ from http import HTTPStatus
 
 import pytest
 from django.db import IntegrityError, connections, transaction
+from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 
 from addressbook.models import Contact
+from addressbook.services import contact_update
 from tenants.context import use_tenant
 from tests.conftest import client_for
 
@@ -666,3 +668,24 @@ def test_a_non_json_content_type_is_415(api):
     response = api.post(URL, "name=A", content_type="application/x-www-form-urlencoded")
     assert response.status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
     assert response.json()["status"] == 415
+
+
+def test_updating_a_contact_deleted_meanwhile_is_404(acme, make_contact):
+    contact = make_contact(acme, "Gone soon")
+    with use_tenant(acme):
+        Contact.objects.filter(pk=contact.pk).delete()
+        with pytest.raises(Http404):
+            contact_update(contact=contact, data={"age": 3}, partial=True)
+
+
+def test_search_is_served_by_trigram_indexes_on_postgresql(acme):
+    connection = connections[acme.alias]
+    with use_tenant(acme):
+        Contact.objects.exists()  # opens the tenant connection
+    if connection.vendor != "postgresql":
+        pytest.skip("trigram indexes exist on PostgreSQL only")
+    queryset = Contact.objects.using(acme.alias).filter(name__icontains="ada")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = queryset.explain()
+    assert "contact_name_trgm_idx" in plan
