@@ -9,11 +9,35 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from logstream.redaction import redact  # noqa: E402
 from logstream.routing import websocket_urlpatterns  # noqa: E402
+
+
+def _redact_daphne_access_log() -> None:
+    """Daphne's own access log prints the raw query string, `?token=` included; redact it
+    like every other log line."""
+    try:
+        from daphne.access import AccessLogGenerator
+    except ImportError:
+        return
+    write_entry = AccessLogGenerator.write_entry
+    if getattr(write_entry, "redacts", False):
+        return
+
+    def redacting_write_entry(self, host, date, request, *args, **kwargs):
+        return write_entry(self, host, date, redact(request), *args, **kwargs)
+
+    redacting_write_entry.redacts = True
+    AccessLogGenerator.write_entry = redacting_write_entry
+
+
+_redact_daphne_access_log()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
+        # The consumer checks Origin and credentials itself (logstream.auth), so that a
+        # refusal is a plain HTTP 403 and non-browser clients without Origin are served.
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

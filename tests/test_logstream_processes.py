@@ -177,7 +177,7 @@ def two_servers(tmp_path_factory):
             )
             servers.append((port, process))
             wait_for_health(port, process, log)
-        yield {"a": servers[0][0], "b": servers[1][0], **tokens}
+        yield {"a": servers[0][0], "b": servers[1][0], "logs": tmp, **tokens}
     finally:
         for _port, process in servers:
             process.terminate()
@@ -227,6 +227,17 @@ def test_record_logged_in_one_process_reaches_a_client_of_the_other(two_servers)
     assert two_servers["tenant"] not in line
     tenant_client.close()
     staff_client.close()
+
+
+def test_no_token_reaches_the_servers_output(two_servers):
+    token = two_servers["tenant"]
+    http_get(two_servers["a"], f"/health?token={token}", host="xproc.test", token=token)
+    RawWebSocket(two_servers["a"], f"/logs?token={token}", {"Host": "xproc.test"}).close()
+    time.sleep(0.5)
+    output = "".join(log.read_text() for log in two_servers["logs"].glob("daphne-*.log"))
+    assert "GET /health?token=[REDACTED]" in output
+    assert token not in output
+    assert two_servers["platform"] not in output
 
 
 def test_handshake_without_credentials_is_refused_with_http_403(two_servers):
