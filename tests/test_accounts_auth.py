@@ -356,8 +356,8 @@ def test_me_without_a_header_is_401_missing_authorization_header(acme):
 
 
 def test_same_user_id_in_two_tenants_token_on_the_other_host_is_403(acme, globex, make_user):
-    ann = make_user(acme, "ann")
-    gus = make_user(globex, "gus")
+    ann = make_user(acme, "ann", id=4242)
+    gus = make_user(globex, "gus", id=4242)
     assert ann.pk == gus.pk
     access = tokens_for("globex.test", "gus")["access"]
     response = me("acme.test", access)
