@@ -158,7 +158,7 @@ def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: s
             ok = False
     if not ok:
         user_id = user.pk if user is not None else None
-        locked = throttles.record_login_failure(scope=scope, identifier=username_or_email)
+        locked = bool(throttles.record_login_failure(scope=scope, identifier=username_or_email))
         logger.warning("Failed login (tenant=%s, user_id=%s)", scope, user_id)
         if locked:
             logger.warning("Account locked out (tenant=%s, user_id=%s)", scope, user_id)
@@ -183,6 +183,13 @@ def token_revoke(*, jti: str, expires_at: datetime, user_id: int | None) -> None
     except Exception:  # the database record still refuses the token
         logger.warning("Cache unavailable while revoking a token; the database has it")
     logger.info("Token revoked (tenant=%s, user_id=%s)", _current_label(), user_id)
+
+
+def revoked_tokens_purge() -> int:
+    """Delete deny-list rows of tokens that have expired anyway (in the active database);
+    returns how many went."""
+    deleted, _ = RevokedToken.objects.filter(expires_at__lt=timezone.now()).delete()
+    return deleted
 
 
 def _current_label() -> str:

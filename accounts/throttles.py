@@ -4,6 +4,7 @@ themselves; both answer 429 with `Retry-After`."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -27,6 +28,23 @@ def _account_key(*, scope: str, identifier: str) -> str:
     return f"accounts:login-fail:{scope}:{digest}"
 
 
+def _fail_open(func):
+    """A cache outage must not lock everyone out: log it and let the attempt through."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Throttled:
+            raise
+        except Exception:
+            logger.warning("Cache unavailable; login throttles skipped for this attempt")
+            return None
+
+    return wrapper
+
+
+@_fail_open
 def check_login_rate(*, ip: str) -> None:
     """Count one login attempt from `ip`; raise Throttled past LOGIN_RATE_LIMIT_PER_MINUTE."""
     limit = settings.LOGIN_RATE_LIMIT_PER_MINUTE
@@ -59,6 +77,7 @@ def _lock_state(*, scope: str, identifier: str) -> tuple[int, float | None]:
     return int(count or 0), started
 
 
+@_fail_open
 def check_lockout(*, scope: str, identifier: str) -> None:
     """Raise Throttled while the account named `identifier` in `scope` is locked out."""
     count, started = _lock_state(scope=scope, identifier=identifier)
@@ -67,6 +86,7 @@ def check_lockout(*, scope: str, identifier: str) -> None:
         raise Throttled(wait=wait)
 
 
+@_fail_open
 def record_login_failure(*, scope: str, identifier: str) -> bool:
     """Count a failed login; returns True when this failure locks the account."""
     window = settings.LOGIN_LOCKOUT_WINDOW
@@ -82,6 +102,7 @@ def record_login_failure(*, scope: str, identifier: str) -> bool:
     return count == settings.LOGIN_LOCKOUT_THRESHOLD
 
 
+@_fail_open
 def reset_login_failures(*, scope: str, identifier: str) -> None:
     key = _account_key(scope=scope, identifier=identifier)
     cache.delete_many([f"{key}:start", f"{key}:count"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from datetime import timedelta
 from http import HTTPStatus
@@ -19,6 +20,8 @@ from tests.conftest import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
+NEW_PASSWORD = "An0ther-Secret-pw"
+
 
 @pytest.fixture(autouse=True)
 def _own_cache(settings):
@@ -29,6 +32,16 @@ def _own_cache(settings):
         f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
     )
     settings.CACHES = {"default": cfg}
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_the_logs(caplog):
+    """Every log line of every test here is checked: no password, no JWT."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    text = caplog.text + "\n".join(record.getMessage() for record in caplog.records)
+    for secret in (PASSWORD, NEW_PASSWORD, "Wrong-pass-123", "eyJ", "Bearer "):
+        assert secret not in text
 
 
 def login(host: str, username: str, password: str = PASSWORD):
@@ -542,7 +555,6 @@ def test_logout_cannot_revoke_another_users_refresh_token(acme, make_user):
 
 
 # --- password change ----------------------------------------------------------------------
-NEW_PASSWORD = "An0ther-Secret-pw"
 
 
 def change_password(access: str, old: str = PASSWORD, new: str = NEW_PASSWORD):

@@ -117,3 +117,34 @@ def test_deactivation_outside_the_api_refuses_the_users_tokens(acme, make_user):
     with use_tenant(acme):
         User.objects.filter(pk=ann.pk).update(is_active=False)
     assert me("acme.test", access).status_code == HTTPStatus.UNAUTHORIZED
+
+
+def test_purge_removes_only_expired_deny_list_rows(acme):
+    from datetime import timedelta
+
+    from accounts.services import revoked_tokens_purge
+
+    now = datetime.now(tz=UTC)
+    with use_tenant(acme):
+        RevokedToken.objects.create(jti="old", expires_at=now - timedelta(minutes=1))
+        RevokedToken.objects.create(jti="live", expires_at=now + timedelta(minutes=1))
+        assert revoked_tokens_purge() == 1
+        assert list(RevokedToken.objects.values_list("jti", flat=True)) == ["live"]
+
+
+def test_a_cache_outage_falls_back_to_the_database(acme, make_user, monkeypatch):
+    from accounts import selectors
+
+    make_user(acme, "ann")
+    pair = tokens_for("acme.test", "ann")
+    client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+
+    class Down:
+        def __getattr__(self, name):
+            def fail(*args, **kwargs):
+                raise ConnectionError("cache down")
+
+            return fail
+
+    monkeypatch.setattr(selectors, "cache", Down())
+    assert me("acme.test", pair["access"]).status_code == HTTPStatus.UNAUTHORIZED
