@@ -18,6 +18,12 @@ from logstream.events import format_event, format_timestamp, parse_level
 from logstream.handlers import publisher
 
 logger = logging.getLogger("logstream.consumers")
+_connected = 0
+
+
+def connected_clients() -> int:
+    """Log stream clients connected to this process (for /metrics)."""
+    return _connected
 
 
 class LogStreamConsumer(AsyncWebsocketConsumer):
@@ -54,6 +60,8 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(viewer.group, self.channel_name)
         publisher.attach_loop(self.loop)
         await self.accept()
+        global _connected
+        _connected += 1
         self.sender = asyncio.create_task(self._send_lines())
         logger.info(
             "Log stream client connected: user %s, %s",
@@ -65,6 +73,8 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
         if self.viewer is None:
             return
         viewer, self.viewer = self.viewer, None
+        global _connected
+        _connected -= 1
         publisher.detach_loop(self.loop)
         await self.channel_layer.group_discard(viewer.group, self.channel_name)
         if self.sender is not None:

@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.tokens import issue_tokens
 from config.asgi import application
+from logstream.consumers import connected_clients
 from logstream.events import format_event, parse_level
 from logstream.handlers import ChannelLayerHandler, LogPublisher
 from logstream.redaction import REDACTED, RedactingFilter, redact, redact_query
@@ -109,11 +110,14 @@ async def frames_for(communicator, seconds: float) -> list[str]:
 
 # --- authentication -----------------------------------------------------------------------
 async def test_bearer_header_is_accepted(acme_token):
+    before = connected_clients()
     communicator, connected = await open_stream(
         headers=[(b"authorization", f"Bearer {acme_token}".encode())]
     )
     assert connected
+    assert connected_clients() == before + 1
     await communicator.disconnect()
+    assert connected_clients() == before
 
 
 async def test_token_query_parameter_is_accepted_on_the_logs_alias(acme_token):
