@@ -102,9 +102,9 @@ class ProductCollector:
 
 
 def _websocket_clients() -> int:
-    from logstream import consumers
+    from logstream.consumers import connected_clients
 
-    return len(getattr(consumers, "CONNECTED", ()))
+    return connected_clients()
 
 
 REGISTRY.register(ProductCollector())

@@ -170,6 +170,7 @@ def _check_deploy(env: dict) -> subprocess.CompletedProcess:
         if not k.startswith(("APP_", "SECRET", "JWT", "ALLOWED", "DEBUG", "PYTEST"))
     }
     base.pop("DATABASE_URL", None)
+    base.pop("REDIS_URL", None)
     base["TESTING"] = "0"
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
