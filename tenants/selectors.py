@@ -14,6 +14,7 @@ from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
+from tenants import db as tenant_db
 from tenants.models import Domain, Tenant
 from tenants.validators import normalize_host
 
@@ -138,3 +139,30 @@ def pending_migrations(alias: str) -> list[tuple[str, str]]:
     """Migrations of the tenant apps not yet applied on `alias` (a cheap query or two)."""
     applied = set(MigrationRecorder(connections[alias]).applied_migrations())
     return sorted(expected_tenant_migrations() - applied)
+
+
+def tenant_health(*, tenant: Tenant) -> dict:
+    """Whether the tenant's database answers and has every tenant migration applied."""
+    body = {"slug": tenant.slug, "tenant_status": tenant.status}
+    alias = tenant.alias
+    try:
+        if tenant.status == Tenant.Status.DROPPED or not tenant_db.database_exists(
+            tenant_db.tenant_database_settings(tenant)
+        ):
+            raise tenant_db.TenantDatabaseError("database missing")
+        tenant_db.register_tenant_database(tenant)
+        connections[alias].ensure_connection()
+        pending = pending_migrations(alias)
+    except Exception:
+        body.update(database="unreachable", migrations="unknown", pending_migrations=[])
+    else:
+        body.update(
+            database="ok",
+            migrations="pending" if pending else "ok",
+            pending_migrations=[f"{app}.{name}" for app, name in pending],
+        )
+    finally:
+        tenant_db.close_connection(alias)
+    healthy = body["database"] == "ok" and body["migrations"] == "ok"
+    body["status"] = "ok" if healthy else "unhealthy"
+    return body

@@ -307,3 +307,27 @@ def tenant_drop(tenant: Tenant) -> Tenant:
     tenant.save(update_fields=["status", "updated_at"])
     logger.warning("Tenant %s dropped its database %s", tenant.slug, tenant.database_name)
     return tenant
+
+
+def tenant_update(
+    *,
+    tenant: Tenant,
+    name: str | None = None,
+    status: str | None = None,
+    domains: list[str] | None = None,
+) -> Tenant:
+    """Rename, add domains, suspend or re-activate a tenant (never drops anything)."""
+    hosts = validate_tenant_input(
+        slug=tenant.slug, name=name or tenant.name, domains=domains or [], existing=tenant
+    )
+    with transaction.atomic(using="default"):
+        if name is not None and name.strip() != tenant.name:
+            tenant.name = name.strip()
+            tenant.save(update_fields=["name", "updated_at"])
+        for host in hosts:
+            Domain.objects.get_or_create(domain=host, defaults={"tenant": tenant})
+    if status == Tenant.Status.SUSPENDED and tenant.status != Tenant.Status.SUSPENDED:
+        tenant_suspend(tenant)
+    elif status == Tenant.Status.ACTIVE and tenant.status != Tenant.Status.ACTIVE:
+        tenant_activate(tenant)
+    return tenant

@@ -4,7 +4,6 @@ change, suspend, health."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -13,17 +12,15 @@ from accounts.permissions import IsPlatformStaff
 from accounts.services import api_validation_error
 from accounts.views import ApiView, Pagination
 from config.errors import ServiceUnavailable
-from tenants import db
-from tenants.models import Domain, Tenant
-from tenants.selectors import pending_migrations, tenant_list
+from tenants.models import Tenant
+from tenants.selectors import tenant_health, tenant_list
 from tenants.serializers import TenantCreateSerializer, TenantSerializer, TenantUpdateSerializer
 from tenants.services import (
     AdminSpec,
     ProvisioningError,
     provision_tenant,
-    tenant_activate,
     tenant_suspend,
-    validate_tenant_input,
+    tenant_update,
 )
 
 
@@ -32,57 +29,6 @@ def _tenant_or_404(slug: str) -> Tenant:
     if tenant is None:
         raise NotFound()
     return tenant
-
-
-def tenant_update(
-    *,
-    tenant: Tenant,
-    name: str | None = None,
-    status: str | None = None,
-    domains: list[str] | None = None,
-) -> Tenant:
-    """Rename, add domains, suspend or re-activate a tenant (never drops anything)."""
-    hosts = validate_tenant_input(
-        slug=tenant.slug, name=name or tenant.name, domains=domains or [], existing=tenant
-    )
-    with transaction.atomic(using="default"):
-        if name is not None and name.strip() != tenant.name:
-            tenant.name = name.strip()
-            tenant.save(update_fields=["name", "updated_at"])
-        for host in hosts:
-            Domain.objects.get_or_create(domain=host, defaults={"tenant": tenant})
-    if status == Tenant.Status.SUSPENDED and tenant.status != Tenant.Status.SUSPENDED:
-        tenant_suspend(tenant)
-    elif status == Tenant.Status.ACTIVE and tenant.status != Tenant.Status.ACTIVE:
-        tenant_activate(tenant)
-    return tenant
-
-
-def tenant_health(*, tenant: Tenant) -> dict:
-    """Whether the tenant's database answers and has every tenant migration applied."""
-    body = {"slug": tenant.slug, "tenant_status": tenant.status}
-    alias = tenant.alias
-    try:
-        if tenant.status == Tenant.Status.DROPPED or not db.database_exists(
-            db.tenant_database_settings(tenant)
-        ):
-            raise db.TenantDatabaseError("database missing")
-        db.register_tenant_database(tenant)
-        connections[alias].ensure_connection()
-        pending = pending_migrations(alias)
-    except Exception:
-        body.update(database="unreachable", migrations="unknown", pending_migrations=[])
-    else:
-        body.update(
-            database="ok",
-            migrations="pending" if pending else "ok",
-            pending_migrations=[f"{app}.{name}" for app, name in pending],
-        )
-    finally:
-        db.close_connection(alias)
-    healthy = body["database"] == "ok" and body["migrations"] == "ok"
-    body["status"] = "ok" if healthy else "unhealthy"
-    return body
 
 
 class PlatformView(ApiView):
