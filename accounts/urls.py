@@ -3,10 +3,13 @@ from django.urls import path
 from accounts import views
 
 urlpatterns = [
-    path("signup", views.SignupView.as_view(), name="auth-signup"),
-    path("login", views.LoginView.as_view(), name="auth-login"),
-    path("refresh", views.RefreshView.as_view(), name="auth-refresh"),
-    path("logout", views.LogoutView.as_view(), name="auth-logout"),
-    path("me", views.MeView.as_view(), name="auth-me"),
-    path("password", views.PasswordChangeView.as_view(), name="auth-password"),
+    path("auth/signup", views.SignupView.as_view(), name="auth-signup"),
+    path("auth/login", views.LoginView.as_view(), name="auth-login"),
+    path("auth/refresh", views.RefreshView.as_view(), name="auth-refresh"),
+    path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
+    path("auth/me", views.MeView.as_view(), name="auth-me"),
+    path("auth/password", views.PasswordChangeView.as_view(), name="auth-password"),
+    path("users", views.UserListView.as_view(), name="user-list"),
+    path("users/<int:pk>", views.UserDetailView.as_view(), name="user-detail"),
+    path("platform/auth/login", views.PlatformLoginView.as_view(), name="platform-login"),
 ]

@@ -25,11 +25,9 @@ urlpatterns = [
         ),
         name="docs",
     ),
-    path("api/auth/", include("accounts.urls")),
-    path("api/users", include("accounts.user_urls")),
-    path("api/platform/", include("accounts.platform_urls")),
-    path("api/platform/tenants", include("tenants.urls")),
-    path("api/address-book", include("addressbook.urls")),
+    path("api/", include("accounts.urls")),
+    path("api/", include("tenants.urls")),
+    path("api/", include("addressbook.urls")),
     path("api/", include("logstream.urls")),
 ]
 

@@ -11,6 +11,7 @@ tenant databases are rolled back. Tests that create their own tenants use
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 from unittest import mock
 
@@ -80,6 +81,21 @@ def tenant_databases(django_db_setup, django_db_blocker):
         _drop_leftover_test_databases()
         if not tenant_db.is_postgresql(tenant_db._server_settings()):
             shutil.rmtree(Path(settings.TENANT_SQLITE_DIR), ignore_errors=True)
+
+
+def use_fresh_cache(settings) -> None:
+    """Point the default cache at a namespace of its own: as after a flush, and so that
+    counters (rate limits, lockouts) never leak between tests or between test runs that
+    share one Redis."""
+    cfg = dict(settings.CACHES["default"])
+    key = "LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"
+    cfg[key] = f"{cfg.get('KEY_PREFIX', '')}t-{uuid.uuid4().hex}"
+    settings.CACHES = {**settings.CACHES, "default": cfg}
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings):
+    use_fresh_cache(settings)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import uuid
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -21,17 +20,6 @@ from tests.conftest import PASSWORD, client_for
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 NEW_PASSWORD = "An0ther-Secret-pw"
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings):
-    """A cache namespace of this test's own, so throttle counters never leak between tests
-    (nor between test runs sharing one Redis)."""
-    cfg = dict(settings.CACHES["default"])
-    cfg["LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"] = (
-        f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
-    )
-    settings.CACHES = {"default": cfg}
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from http import HTTPStatus
 
 import pytest
@@ -15,15 +14,6 @@ pytestmark = pytest.mark.django_db(databases="__all__")
 
 NEW_PASSWORD = "An0ther-Secret-pw"
 WRONG = "Wr0ng-Secret-pw"
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings):
-    cfg = dict(settings.CACHES["default"])
-    cfg["LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"] = (
-        f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
-    )
-    settings.CACHES = {"default": cfg}
 
 
 def accounts_lines(caplog) -> list[str]:

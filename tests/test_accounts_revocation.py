@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
 
@@ -16,23 +15,10 @@ from accounts.models import RevokedToken, User
 from accounts.selectors import token_is_revoked
 from accounts.tokens import issue_tokens, issued_before
 from tenants.context import use_tenant
-from tests.conftest import client_for
+from tests.conftest import client_for, use_fresh_cache
 from tests.test_accounts_auth import auth, me, tokens_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-
-def _cache_namespace(settings) -> None:
-    cfg = dict(settings.CACHES["default"])
-    cfg["LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"] = (
-        f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
-    )
-    settings.CACHES = {"default": cfg}
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings):
-    _cache_namespace(settings)
 
 
 def _at(seconds: float) -> datetime:
@@ -78,7 +64,7 @@ def test_flushing_the_cache_never_brings_a_revoked_token_back(acme, make_user, s
     make_user(acme, "ann")
     pair = tokens_for("acme.test", "ann")
     client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
-    _cache_namespace(settings)  # an empty cache, as after a flush or a Redis restart
+    use_fresh_cache(settings)  # an empty cache, as after a flush or a Redis restart
     response = me("acme.test", pair["access"])
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json()["message"] == "Invalid token"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from http import HTTPStatus
 
 import pytest
@@ -14,15 +13,6 @@ from tests.conftest import PASSWORD, client_for
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 WRONG = "Wrong-pass-123"
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings):
-    cfg = dict(settings.CACHES["default"])
-    cfg["LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"] = (
-        f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
-    )
-    settings.CACHES = {"default": cfg}
 
 
 def login(username: str, password: str = PASSWORD, *, ip: str = "203.0.113.7", host="acme.test"):

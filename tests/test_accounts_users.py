@@ -3,7 +3,6 @@ deactivate; the last active admin is kept."""
 
 from __future__ import annotations
 
-import uuid
 from http import HTTPStatus
 
 import pytest
@@ -14,15 +13,6 @@ from tests.conftest import PASSWORD, client_for
 from tests.test_accounts_auth import me, tokens_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings):
-    cfg = dict(settings.CACHES["default"])
-    cfg["LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"] = (
-        f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
-    )
-    settings.CACHES = {"default": cfg}
 
 
 @pytest.fixture
