@@ -8,16 +8,29 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
-from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.errors import error_response
+from config.openapi import HealthSerializer, ReadinessSerializer
 
 
-@require_GET
-def health(request):
+class HealthView(APIView):
     """200 while the process serves; touches nothing else."""
-    return JsonResponse({"status": "ok"})
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="health", tags=["operations"], auth=[], responses={200: HealthSerializer}
+    )
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+health = HealthView.as_view()
 
 
 def _check_database() -> str:
@@ -58,21 +71,34 @@ READY_CHECKS = {
 }
 
 
-@require_GET
-def ready(request):
+class ReadyView(APIView):
     """200 when the main database, every cache and the channel layer answer, else 503
     naming what failed."""
-    checks = {}
-    for name, probe in READY_CHECKS.items():
-        try:
-            checks[name] = probe()
-        except Exception:
-            checks[name] = "unavailable"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status=200 if healthy else 503,
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="ready",
+        tags=["operations"],
+        auth=[],
+        responses={200: ReadinessSerializer, 503: ReadinessSerializer},
     )
+    def get(self, request):
+        checks = {}
+        for name, probe in READY_CHECKS.items():
+            try:
+                checks[name] = probe()
+            except Exception:
+                checks[name] = "unavailable"
+        healthy = all(value == "ok" for value in checks.values())
+        return Response(
+            {"status": "ok" if healthy else "unavailable", "checks": checks},
+            status=200 if healthy else 503,
+        )
+
+
+ready = ReadyView.as_view()
 
 
 def bad_request(request, exception=None):
