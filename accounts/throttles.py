@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.exceptions import Throttled
 
+from config.ratelimit import count_hit
+
 logger = logging.getLogger("accounts.throttles")
 
 RATE_WINDOW = 60
@@ -50,17 +52,8 @@ def check_login_rate(*, ip: str) -> None:
     limit = settings.LOGIN_RATE_LIMIT_PER_MINUTE
     if limit <= 0:
         return
-    now = _now()
-    window = int(now // RATE_WINDOW)
-    key = f"accounts:login-ip:{ip}:{window}"
-    try:
-        cache.add(key, 0, RATE_WINDOW * 2)
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, RATE_WINDOW * 2)
-        count = 1
+    count, wait = count_hit(f"accounts:login-ip:{ip}", window=RATE_WINDOW)
     if count > limit:
-        wait = max(1, math.ceil((window + 1) * RATE_WINDOW - now))
         logger.warning("Login rate limit reached for a client address (limit=%s/min)", limit)
         raise Throttled(wait=wait)
 

@@ -7,15 +7,13 @@ Each middleware is sync- and async-capable and does its work without a thread ho
 from __future__ import annotations
 
 import logging
-import math
-import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.cache import cache
 
 from config.errors import error_response
 from config.network import client_ip, ip_in
+from config.ratelimit import count_hit
 
 logger = logging.getLogger("config.security")
 
@@ -108,18 +106,12 @@ class RateLimitMiddleware(_Middleware):
         limit = settings.RATE_LIMIT_PER_MINUTE
         if limit <= 0 or request.path_info in UNTHROTTLED_PATHS:
             return None
-        now = time.time()
-        window = int(now // 60)
-        key = f"ratelimit:ip:{client_ip(request)}:{window}"
         try:
-            count = 1 if cache.add(key, 1, timeout=61) else cache.incr(key)
-        except ValueError:  # expired between add and incr
-            count = 1
+            count, retry_after = count_hit(f"ratelimit:ip:{client_ip(request)}")
         except Exception:
             logger.warning("Rate limit not enforced: cache unavailable")
             return None
         if count > limit:
-            retry_after = max(1, math.ceil((window + 1) * 60 - now))
             return error_response(
                 429, "Too many requests", headers={"Retry-After": str(retry_after)}
             )

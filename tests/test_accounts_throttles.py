@@ -8,6 +8,7 @@ from http import HTTPStatus
 import pytest
 
 from accounts import throttles
+from config import ratelimit
 from tests.conftest import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -70,11 +71,11 @@ def test_per_ip_rate_limit_leaves_other_addresses_alone(acme, make_user, low_rat
 def test_per_ip_rate_limit_resets_in_the_next_minute(acme, make_user, low_rate, monkeypatch):
     make_user(acme, "ann")
     start = time.time()
-    monkeypatch.setattr(throttles, "_now", lambda: start)
+    monkeypatch.setattr(ratelimit, "_now", lambda: start)
     for _ in range(4):
         login("ann", WRONG)
     assert login("ann").status_code == HTTPStatus.TOO_MANY_REQUESTS
-    monkeypatch.setattr(throttles, "_now", lambda: start + 61)
+    monkeypatch.setattr(ratelimit, "_now", lambda: start + 61)
     assert login("ann").status_code == HTTPStatus.OK
 
 
