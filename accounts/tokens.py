@@ -28,7 +28,8 @@ def issue_tokens(user: User, tenant: Tenant | None) -> dict:
     login response body: `{token, access, refresh, token_type, expires_in, tenant}`.
 
     Tenant refresh tokens are recorded in the tenant's outstanding-token table so they can
-    be rotated and blacklisted; platform sessions get an access token only.
+    be rotated and blacklisted; platform sessions get an access token only (`refresh` is
+    null: platform staff log in again when it expires).
     """
     slug = tenant.slug if tenant is not None else None
     issued_at_us = time.time_ns() // 1000
@@ -52,8 +53,6 @@ def issue_tokens(user: User, tenant: Tenant | None) -> dict:
         "expires_in": int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
         "tenant": slug,
     }
-    if refresh_value is None:
-        del body["refresh"]
     return body
 
 
