@@ -9,6 +9,7 @@ from http import HTTPStatus
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 
@@ -45,6 +46,29 @@ def error_response(
     return JsonResponse(
         error_body(status_code, message, details), status=status_code, headers=headers
     )
+
+
+TENANT_DATABASE_UNAVAILABLE = "Tenant database unavailable"
+
+
+def tenant_database_unavailable(exc: BaseException) -> bool:
+    """True when `exc` is the active tenant's database refusing or dropping the connection;
+    the failure is then recorded (circuit breaker, /ready)."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    # Imported here: tenants.db reads settings and connections at import.
+    from tenants import db
+    from tenants.context import get_current_tenant
+
+    tenant = get_current_tenant()
+    if tenant is None or not db.connection_failed(tenant.alias):
+        return False
+    db.record_database_failure(tenant.alias)
+    return True
+
+
+def tenant_database_unavailable_response() -> JsonResponse:
+    return error_response(503, TENANT_DATABASE_UNAVAILABLE)
 
 
 class TenantAccessDenied(exceptions.PermissionDenied):
@@ -108,6 +132,8 @@ def api_exception_handler(exc, context):
     from rest_framework.views import exception_handler
 
     response = exception_handler(exc, context)
+    if response is None and tenant_database_unavailable(exc):
+        return tenant_database_unavailable_response()
     if response is None:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
         return error_response(500, "Internal server error")
@@ -179,6 +205,8 @@ class ApiErrorMiddleware:
         return response
 
     def process_exception(self, request, exception):
+        if tenant_database_unavailable(exception):
+            return tenant_database_unavailable_response()
         if not request.path_info.startswith("/api/"):
             return None
         from django.core.exceptions import RequestDataTooBig

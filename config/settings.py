@@ -139,6 +139,10 @@ TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=[])
 TENANT_CACHE_TTL = env.float("TENANT_CACHE_TTL", default=5.0)
 # Process-wide bound on open tenant database connections; idle ones beyond it are closed.
 TENANT_MAX_OPEN_CONNECTIONS = env.int("TENANT_MAX_OPEN_CONNECTIONS", default=32)
+# Seconds to wait for a tenant database connection (PostgreSQL), and seconds an unreachable
+# tenant database is answered 503 at once before the next attempt.
+TENANT_DB_CONNECT_TIMEOUT = env.int("TENANT_DB_CONNECT_TIMEOUT", default=2)
+TENANT_DB_RETRY_INTERVAL = env.float("TENANT_DB_RETRY_INTERVAL", default=5.0)
 
 # --- Cache, channel layer -----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

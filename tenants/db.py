@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +22,13 @@ from typing import TYPE_CHECKING, Any
 import environ
 from django.conf import settings
 from django.db import connections
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 
 if TYPE_CHECKING:
     from tenants.models import Tenant
+
+logger = logging.getLogger("tenants.db")
 
 TEMPLATE_SLUG = "template"
 _register_lock = threading.Lock()
@@ -81,6 +87,9 @@ def database_name_for(slug: str, database_url: str = "") -> str:
 def tenant_database_settings(tenant: Tenant) -> dict[str, Any]:
     cfg = _server_settings(tenant.database_url)
     cfg["NAME"] = tenant.database_name or database_name_for(tenant.slug, tenant.database_url)
+    if is_postgresql(cfg):
+        # One tenant's unreachable server must not hold a worker for long.
+        cfg["OPTIONS"]["connect_timeout"] = settings.TENANT_DB_CONNECT_TIMEOUT
     _refuse_non_test_database(cfg)
     return cfg
 
@@ -260,3 +269,106 @@ def drop_database(cfg: dict[str, Any]) -> None:
 def same_server(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("ENGINE", "HOST", "PORT", "USER")
     return all((a.get(k) or "") == (b.get(k) or "") for k in keys)
+
+
+# --- unavailable tenant databases --------------------------------------------------------
+# A tenant whose database refuses connections is answered 503 at once for
+# `TENANT_DB_RETRY_INTERVAL` seconds (a per-process circuit breaker), then the next request
+# tries again, so the tenant recovers by itself. Failures are also written to the shared
+# cache, so /ready on any process can name the tenants that failed recently.
+FAILURES_CACHE_KEY = "tenants:database-failures"
+FAILURES_REPORTED_FOR = 300  # seconds a failure stays listed by /ready unless it recovers
+_failures_lock = threading.Lock()
+_failed_at: dict[str, float] = {}  # alias -> time.monotonic() of the last failure
+
+
+def slug_for(alias: str) -> str:
+    return alias.removeprefix("tenant_")
+
+
+def connection_failed(alias: str) -> bool:
+    """True when this thread's connection to `alias` failed to open or was lost: Django
+    flagged an error on it and it is not usable. A query error on a healthy connection
+    (a lock timeout, a bad statement) is not a failure of the database."""
+    conn = getattr(connections._connections, alias, None)
+    if conn is None or not conn.errors_occurred:
+        return False
+    try:
+        return conn.connection is None or not conn.is_usable()
+    except Exception:
+        return True
+
+
+def record_database_failure(alias: str) -> None:
+    """Open the circuit for `alias` and report it; the broken connection is dropped."""
+    with _failures_lock:
+        first = alias not in _failed_at
+        _failed_at[alias] = time.monotonic()
+    if first:
+        logger.error("Tenant database of %s is unavailable", slug_for(alias))
+    with contextlib.suppress(Exception):
+        close_connection(alias)
+    _share_failure(slug_for(alias), time.time())
+
+
+def record_database_recovery(alias: str) -> None:
+    """Close the circuit for `alias`. Cheap when it was not open."""
+    if alias not in _failed_at:
+        return
+    with _failures_lock:
+        recovered = _failed_at.pop(alias, None) is not None
+    if recovered:
+        logger.warning("Tenant database of %s is available again", slug_for(alias))
+        _share_failure(slug_for(alias), None)
+
+
+def circuit_open(alias: str) -> bool:
+    """True while requests for `alias` should be answered 503 without trying to connect."""
+    failed = _failed_at.get(alias)
+    return failed is not None and time.monotonic() - failed < settings.TENANT_DB_RETRY_INTERVAL
+
+
+def recently_unavailable_tenants() -> list[str]:
+    """Slugs of tenants whose database failed within `FAILURES_REPORTED_FOR` seconds and
+    has not answered since, as seen by this process and (through the cache) by others.
+    Reads no tenant database."""
+    now_mono, now = time.monotonic(), time.time()
+    slugs = {
+        slug_for(alias)
+        for alias, at in list(_failed_at.items())
+        if now_mono - at < FAILURES_REPORTED_FOR
+    }
+    try:
+        shared = cache_failures()
+    except Exception:  # the cache is down: this process's view alone
+        shared = {}
+    slugs.update(slug for slug, at in shared.items() if now - at < FAILURES_REPORTED_FOR)
+    return sorted(slugs)
+
+
+def cache_failures() -> dict[str, float]:
+    from django.core.cache import cache
+
+    return dict(cache.get(FAILURES_CACHE_KEY) or {})
+
+
+def _share_failure(slug: str, at: float | None) -> None:
+    """Best effort: a cache outage only makes /ready on other processes less informed."""
+    from django.core.cache import cache
+
+    try:
+        failures = cache_failures()
+        if at is None:
+            if failures.pop(slug, None) is None:
+                return
+        else:
+            failures[slug] = at
+        cache.set(FAILURES_CACHE_KEY, failures, FAILURES_REPORTED_FOR)
+    except Exception:
+        logger.warning("Cache unavailable; tenant database failure of %s not shared", slug)
+
+
+@receiver(connection_created, dispatch_uid="tenants.db.connection_created")
+def _close_circuit_on_connect(sender, connection, **kwargs) -> None:
+    if is_tenant_alias(connection.alias):
+        record_database_recovery(connection.alias)

@@ -13,10 +13,10 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 
-from config.errors import error_response
+from config.errors import error_response, tenant_database_unavailable_response
 from config.network import peer_is_trusted_proxy
 from tenants.context import use_tenant
-from tenants.db import note_connection_used
+from tenants.db import circuit_open, note_connection_used
 from tenants.models import Tenant
 from tenants.selectors import _MISS, resolver
 from tenants.validators import normalize_host
@@ -110,6 +110,8 @@ class TenantMiddleware:
         resolution = resolve_request(request)
         if resolution.error is not None:
             return resolution.error
+        if resolution.tenant is not None and circuit_open(resolution.tenant.alias):
+            return tenant_database_unavailable_response()
         request.tenant = resolution.tenant
         with use_tenant(resolution.tenant):
             response = self.get_response(request)
@@ -123,6 +125,8 @@ class TenantMiddleware:
             resolution = await sync_to_async(resolve_request)(request)
         if resolution.error is not None:
             return resolution.error
+        if resolution.tenant is not None and circuit_open(resolution.tenant.alias):
+            return tenant_database_unavailable_response()
         request.tenant = resolution.tenant
         with use_tenant(resolution.tenant):
             return await self.get_response(request)

@@ -2,7 +2,12 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from tenants.db import close_connection, register_tenant_database
+from tenants.db import (
+    close_connection,
+    recently_unavailable_tenants,
+    record_database_failure,
+    register_tenant_database,
+)
 from tenants.models import Tenant
 from tenants.selectors import pending_migrations, tenant_list
 
@@ -14,6 +19,7 @@ def _pending(tenant: Tenant) -> int | str:
         register_tenant_database(tenant)
         return len(pending_migrations(tenant.alias))
     except Exception:
+        record_database_failure(tenant.alias)
         return "unreachable"
     finally:
         close_connection(tenant.alias)
@@ -36,6 +42,13 @@ class Command(BaseCommand):
             }
             for tenant in tenant_list()
         ]
+        # `database_status` is the probe just made; `failed_recently` what the API saw in
+        # the last minutes (any process, through the shared cache).
+        failed_recently = set(recently_unavailable_tenants())
+        for row in rows:
+            pending = row["pending_migrations"]
+            row["database_status"] = {"-": "-", "unreachable": "unavailable"}.get(pending, "ok")
+            row["failed_recently"] = row["slug"] in failed_recently
         if options["json"]:
             self.stdout.write(json.dumps(rows, indent=2))
             return

@@ -1,0 +1,291 @@
+"""One tenant's database down: that tenant gets a quick 503 in the error envelope, every
+other tenant is served, /ready and list_tenants name it, and it recovers without a restart.
+
+The outage is made two ways: the tenant's registered alias pointed at a database that
+cannot be opened (a closed port on PostgreSQL, a missing directory on SQLite; both
+backends), and on PostgreSQL the real database closed with `ALLOW_CONNECTIONS false` and its
+sessions terminated (an open connection lost mid-stream).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from http import HTTPStatus
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.management import call_command
+from django.db import OperationalError, connections
+from django.test import AsyncClient
+
+from tenants import db as tenant_db
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+only_postgres = pytest.mark.skipif(not POSTGRES, reason="needs a PostgreSQL server")
+UNAVAILABLE = {
+    "status": 503,
+    "error": "Service Unavailable",
+    "message": "Tenant database unavailable",
+}
+
+
+@pytest.fixture(autouse=True)
+def _closed_circuits():
+    tenant_db._failed_at.clear()
+    yield
+    tenant_db._failed_at.clear()
+
+
+@pytest.fixture
+def downco(tenant_factory, make_user, bearer):
+    """A tenant with a user and a valid token, made before its database goes away."""
+    tenant = tenant_factory("downco")
+    user = make_user(tenant, "dora")
+    return tenant, bearer(user, tenant)
+
+
+@pytest.fixture
+def acme_auth(acme, make_user, bearer):
+    return bearer(make_user(acme, "alice", id=7001), acme)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def alias_points_at(tenant, **overrides):
+    """Point the tenant's registered alias elsewhere (what a lost server looks like to the
+    process), then restore it."""
+    cfg = connections.settings[tenant.alias]
+    saved = {key: cfg[key] for key in overrides}
+    tenant_db.close_connection(tenant.alias)
+    cfg.update(overrides)
+    try:
+        yield
+    finally:
+        tenant_db.close_connection(tenant.alias)
+        cfg.update(saved)
+
+
+def unreachable(tenant):
+    if POSTGRES:
+        return alias_points_at(tenant, PORT=str(free_port()))
+    return alias_points_at(tenant, NAME="/nonexistent-tenantkit-dir/downco.sqlite3")
+
+
+def contacts(host, auth):
+    return client_for(host).get("/api/address-book", **auth)
+
+
+# --- the outage ---------------------------------------------------------------------------
+def test_unreachable_tenant_database_answers_503_in_the_envelope(downco):
+    tenant, auth = downco
+    with unreachable(tenant):
+        started = time.monotonic()
+        response = contacts("downco.test", auth)
+        elapsed = time.monotonic() - started
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json() == UNAVAILABLE
+    assert elapsed < 3
+
+
+def test_login_and_signup_of_the_down_tenant_answer_503_not_500(downco):
+    tenant, _auth = downco
+    client = client_for("downco.test")
+    with unreachable(tenant):
+        login = client.post(
+            "/api/auth/login",
+            {"username_or_email": "dora", "password": "Whatever-1x"},
+            format="json",
+        )
+        tenant_db._failed_at.clear()
+        signup = client.post(
+            "/api/auth/signup",
+            {"username": "newbie", "email": "n@example.test", "password": "Sup3r-Secret-pw"},
+            format="json",
+        )
+    assert (login.status_code, login.json()) == (503, UNAVAILABLE)
+    assert (signup.status_code, signup.json()) == (503, UNAVAILABLE)
+
+
+def test_other_tenants_are_served_while_one_database_is_down(downco, acme_auth):
+    tenant, auth = downco
+    with unreachable(tenant):
+        assert contacts("downco.test", auth).status_code == HTTPStatus.SERVICE_UNAVAILABLE
+        response = contacts("acme.test", acme_auth)
+    assert response.status_code == HTTPStatus.OK
+
+
+def test_open_circuit_answers_at_once_without_trying_the_database(downco):
+    tenant, auth = downco
+    with unreachable(tenant):
+        assert contacts("downco.test", auth).status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    # The database is back, but within TENANT_DB_RETRY_INTERVAL nobody tries it.
+    response = contacts("downco.test", auth)
+    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
+    assert getattr(connections._connections, tenant.alias).connection is None
+
+
+def test_tenant_recovers_without_a_restart(downco, settings):
+    settings.TENANT_DB_RETRY_INTERVAL = 0.2
+    tenant, auth = downco
+    with unreachable(tenant):
+        assert contacts("downco.test", auth).status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    time.sleep(0.3)
+    assert contacts("downco.test", auth).status_code == HTTPStatus.OK
+    assert client_for("any.test").get("/ready").json()["tenants"]["unavailable"] == []
+
+
+def test_ready_names_the_tenant_and_stays_ready(downco, acme_auth):
+    tenant, auth = downco
+    with unreachable(tenant):
+        contacts("downco.test", auth)
+        contacts("acme.test", acme_auth)
+        response = client_for("any.test").get("/ready")
+    body = response.json()
+    assert body["tenants"] == {"unavailable": ["downco"]}
+    assert body["checks"]["database"] == "ok"
+
+
+def test_list_tenants_names_the_unavailable_tenant(downco, acme):
+    tenant, _auth = downco
+    out = io.StringIO()
+    with unreachable(tenant):
+        call_command("list_tenants", "--json", stdout=out)
+    rows = {row["slug"]: row for row in json.loads(out.getvalue())}
+    assert rows["downco"]["database_status"] == "unavailable"
+    assert rows["downco"]["failed_recently"] is True
+    assert rows["acme"]["database_status"] == "ok"
+    assert rows["acme"]["failed_recently"] is False
+
+
+class HostAsyncClient(AsyncClient):
+    """AsyncClient always sends `host: testserver`; this one sends the tenant's host."""
+
+    def __init__(self, host: str, **defaults):
+        super().__init__(**defaults)
+        self.host = host.encode()
+
+    def _base_scope(self, **request):
+        scope = super()._base_scope(**request)
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"]
+        scope["headers"].append((b"host", self.host))
+        return scope
+
+
+async def test_asgi_requests_get_the_same_503(downco):
+    tenant, auth = downco
+    client = HostAsyncClient("downco.test")
+    headers = {"authorization": auth["HTTP_AUTHORIZATION"]}
+    with unreachable(tenant):
+        failed = await client.get("/api/address-book", headers=headers)
+    short_circuited = await client.get("/api/address-book", headers=headers)
+    await sync_to_async(connections.close_all)()  # the handler thread's, not left open
+    assert (failed.status_code, failed.json()) == (503, UNAVAILABLE)
+    assert (short_circuited.status_code, short_circuited.json()) == (503, UNAVAILABLE)
+
+
+def test_a_query_error_on_a_healthy_connection_is_not_an_outage(downco, monkeypatch):
+    """Only a refused or lost connection is a tenant outage; other database errors stay 500s."""
+    from addressbook import views
+
+    _tenant, auth = downco
+
+    def failing(*args, **kwargs):
+        raise OperationalError("canceling statement due to lock timeout")
+
+    monkeypatch.setattr(views.ContactListCreateView, "get", failing)
+    response = contacts("downco.test", auth)
+    assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert tenant_db.recently_unavailable_tenants() == []
+
+
+# --- PostgreSQL: the real database closed, a silent server --------------------------------
+def _admin(sql: str) -> None:
+    with tenant_db._admin_connection(tenant_db._server_settings()) as conn:
+        conn.execute(sql)
+
+
+@only_postgres
+def test_closed_database_loses_open_sessions_then_recovers(downco, acme_auth, settings):
+    settings.TENANT_DB_RETRY_INTERVAL = 0.2
+    tenant, auth = downco
+    name = tenant.database_name
+    assert contacts("downco.test", auth).status_code == HTTPStatus.OK  # a connection is open
+    try:
+        _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        _admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )
+        lost = contacts("downco.test", auth)
+        time.sleep(0.3)
+        refused = contacts("downco.test", auth)
+        other = contacts("acme.test", acme_auth)
+        ready = client_for("any.test").get("/ready").json()
+    finally:
+        _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert (lost.status_code, lost.json()) == (503, UNAVAILABLE)
+    assert (refused.status_code, refused.json()) == (503, UNAVAILABLE)
+    assert other.status_code == HTTPStatus.OK
+    assert ready["tenants"]["unavailable"] == ["downco"]
+    time.sleep(0.3)
+    assert contacts("downco.test", auth).status_code == HTTPStatus.OK
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP port that accepts connections and never answers: a hung database server."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+@only_postgres
+def test_hung_database_server_costs_one_short_connect_timeout(downco, silent_server, settings):
+    settings.TENANT_DB_CONNECT_TIMEOUT = 1
+    tenant, auth = downco
+    tenant_db.unregister_alias(tenant.alias)
+    tenant_db.register_tenant_database(tenant)  # registered afresh under the new setting
+    with alias_points_at(tenant, PORT=str(silent_server)):
+        started = time.monotonic()
+        first = contacts("downco.test", auth)
+        first_elapsed = time.monotonic() - started
+        started = time.monotonic()
+        second = contacts("downco.test", auth)
+        second_elapsed = time.monotonic() - started
+    assert (first.status_code, first.json()) == (503, UNAVAILABLE)
+    assert first_elapsed < 3, first_elapsed
+    assert (second.status_code, second.json()) == (503, UNAVAILABLE)
+    assert second_elapsed < 0.5, second_elapsed
