@@ -82,3 +82,23 @@ class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["id", "username", "email", "role", "is_active", "date_joined", "last_login"]
+
+
+# --- documentation only (the views build these bodies from services) ---------------------
+class TokenPairSerializer(serializers.Serializer):
+    """The body of a login, refresh or password change. Platform logins get no refresh
+    token and no tenant."""
+
+    token = serializers.CharField(help_text="The access token (same value as `access`).")
+    access = serializers.CharField()
+    refresh = serializers.CharField(allow_null=True)
+    token_type = serializers.ChoiceField(choices=["Bearer"])
+    expires_in = serializers.IntegerField(help_text="Lifetime of the access token, seconds.")
+    tenant = serializers.CharField(allow_null=True, help_text="The tenant's slug.")
+
+
+class UserPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = UserSerializer(many=True)

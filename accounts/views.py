@@ -3,6 +3,7 @@ and the platform staff login. Views validate, call a service or selector, serial
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
@@ -21,12 +22,15 @@ from accounts.serializers import (
     RefreshSerializer,
     SignupResultSerializer,
     SignupSerializer,
+    TokenPairSerializer,
     UserCreateSerializer,
+    UserPageSerializer,
     UserSerializer,
     UserUpdateSerializer,
 )
 from config.errors import TenantAccessDenied
 from config.network import client_ip
+from config.openapi import error_response
 from tenants.context import get_current_tenant
 
 
@@ -71,6 +75,13 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
 
 
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", int, description="1-based page number (404 past the last page)."),
+    OpenApiParameter("page_size", int, description="Items per page (default 50, max 500)."),
+]
+NOT_FOUND = error_response("`Not found`: no such item, or a page past the last one.")
+
+
 def _validated(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
@@ -79,6 +90,14 @@ def _validated(serializer_class, data) -> dict:
 
 # --- auth (tenant host) -------------------------------------------------------------------
 class SignupView(PublicView):
+    @extend_schema(
+        operation_id="auth_signup",
+        tags=["auth"],
+        auth=[],
+        summary="Create a user of the host's tenant (the first one is an admin)",
+        request=SignupSerializer,
+        responses={201: SignupResultSerializer},
+    )
     def post(self, request):
         data = _validated(SignupSerializer, request.data)
         user = services.user_register(**data)
@@ -86,6 +105,17 @@ class SignupView(PublicView):
 
 
 class LoginView(PublicView):
+    @extend_schema(
+        operation_id="auth_login",
+        tags=["auth"],
+        auth=[],
+        summary="Log in to the host's tenant",
+        request=LoginSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: error_response("`Invalid credentials` (unknown user, wrong password, inactive)."),
+        },
+    )
     def post(self, request):
         data = _validated(LoginSerializer, request.data)
         tokens = services.login(**data, tenant=get_current_tenant(), ip=client_ip(request))
@@ -93,6 +123,17 @@ class LoginView(PublicView):
 
 
 class RefreshView(PublicView):
+    @extend_schema(
+        operation_id="auth_refresh",
+        tags=["auth"],
+        auth=[],
+        summary="Rotate a refresh token (the old one is blacklisted)",
+        request=RefreshSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: error_response("`Invalid token`: revoked, rotated away, expired or malformed."),
+        },
+    )
     def post(self, request):
         data = _validated(RefreshSerializer, request.data)
         tokens = services.tokens_refresh(raw=data["refresh"], tenant=get_current_tenant())
@@ -100,6 +141,13 @@ class RefreshView(PublicView):
 
 
 class LogoutView(ApiView):
+    @extend_schema(
+        operation_id="auth_logout",
+        tags=["auth"],
+        summary="Revoke the access token in use and, when given, the refresh token",
+        request=LogoutSerializer,
+        responses={204: None},
+    )
     def post(self, request):
         data = _validated(LogoutSerializer, request.data or {})
         services.logout(
@@ -114,11 +162,24 @@ class LogoutView(ApiView):
 class MeView(ApiView):
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        operation_id="auth_me",
+        tags=["auth"],
+        summary="The authenticated user",
+        responses={200: MeSerializer},
+    )
     def get(self, request):
         return Response(MeSerializer(request.user).data)
 
 
 class PasswordChangeView(ApiView):
+    @extend_schema(
+        operation_id="auth_password_change",
+        tags=["auth"],
+        summary="Change the password; every earlier token stops working",
+        request=PasswordChangeSerializer,
+        responses={200: TokenPairSerializer},
+    )
     def post(self, request):
         data = _validated(PasswordChangeSerializer, request.data)
         tokens = services.password_change(user=request.user, **data, tenant=get_current_tenant())
@@ -129,15 +190,32 @@ class PasswordChangeView(ApiView):
 class UserListView(ApiView):
     permission_classes = [IsTenantAdmin]
 
+    @extend_schema(
+        operation_id="users_list",
+        tags=["users"],
+        summary="List the tenant's users",
+        parameters=PAGE_PARAMETERS,
+        responses={200: UserPageSerializer, 404: NOT_FOUND},
+    )
     def get(self, request):
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.user_list(), request, view=self)
         return paginator.get_paginated_response(UserSerializer(page, many=True).data)
 
+    @extend_schema(
+        operation_id="users_create",
+        tags=["users"],
+        summary="Create a user",
+        request=UserCreateSerializer,
+        responses={201: UserSerializer},
+    )
     def post(self, request):
         data = _validated(UserCreateSerializer, request.data)
         user = services.user_register(**data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+LAST_ADMIN_CONFLICT = error_response("`A tenant must keep at least one admin`.")
 
 
 class UserDetailView(ApiView):
@@ -149,15 +227,34 @@ class UserDetailView(ApiView):
             raise NotFound()
         return user
 
+    @extend_schema(
+        operation_id="users_retrieve",
+        tags=["users"],
+        summary="One user",
+        responses={200: UserSerializer, 404: NOT_FOUND},
+    )
     def get(self, request, pk: int):
         return Response(UserSerializer(self._user(pk)).data)
 
+    @extend_schema(
+        operation_id="users_update",
+        tags=["users"],
+        summary="Change a user's role or active flag",
+        request=UserUpdateSerializer,
+        responses={200: UserSerializer, 404: NOT_FOUND, 409: LAST_ADMIN_CONFLICT},
+    )
     def patch(self, request, pk: int):
         user = self._user(pk)
         data = _validated(UserUpdateSerializer, request.data)
         user = services.user_update(user=user, **data)
         return Response(UserSerializer(user).data)
 
+    @extend_schema(
+        operation_id="users_deactivate",
+        tags=["users"],
+        summary="Deactivate a user (the row stays, inactive)",
+        responses={204: None, 404: NOT_FOUND, 409: LAST_ADMIN_CONFLICT},
+    )
     def delete(self, request, pk: int):
         services.user_deactivate(user=self._user(pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -165,6 +262,17 @@ class UserDetailView(ApiView):
 
 # --- platform -----------------------------------------------------------------------------
 class PlatformLoginView(PublicView):
+    @extend_schema(
+        operation_id="platform_login",
+        tags=["platform"],
+        auth=[],
+        summary="Log in as platform staff (a staff user of the main database)",
+        request=LoginSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: error_response("`Invalid credentials` (unknown user, wrong password, not staff)."),
+        },
+    )
     def post(self, request):
         data = _validated(LoginSerializer, request.data)
         tokens = services.login(**data, tenant=None, ip=client_ip(request))

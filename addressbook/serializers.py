@@ -7,6 +7,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from addressbook.models import AGE_MAX, AGE_MIN, Contact
+from addressbook.selectors import AGE_BANDS
 
 # A tenant claim is checked by the view before any serializer runs (API.md, Conventions);
 # a matching one is accepted and ignored, never reported as an unknown field.
@@ -139,3 +140,53 @@ class ContactPageSerializer(ContactFilterSerializer):
 
 class ContactExportSerializer(ContactFilterSerializer):
     format = serializers.ChoiceField(choices=["csv", "json"])
+
+
+# --- documentation only (responses as the views render them) ----------------------------
+class ContactResultSerializer(ContactSerializer):
+    """A contact as returned: optional text fields are "" when empty, never null."""
+
+    email = serializers.CharField()
+    phone = serializers.CharField()
+    address = serializers.CharField()
+    notes = serializers.CharField()
+    gender = serializers.ChoiceField(choices=Contact.Gender.choices)
+
+
+class ContactCursorPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ContactResultSerializer(many=True)
+
+
+class GenderCountsSerializer(serializers.Serializer):
+    male = serializers.IntegerField()
+    female = serializers.IntegerField()
+    other = serializers.IntegerField()
+    unspecified = serializers.IntegerField()
+
+
+# Band names ("0-17", "65+") are not Python identifiers, hence the class built from a dict.
+AgeBandCountsSerializer = type(
+    "AgeBandCountsSerializer",
+    (serializers.Serializer,),
+    {band: serializers.IntegerField() for band in AGE_BANDS},
+)
+
+
+class EmailDomainCountSerializer(serializers.Serializer):
+    domain = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class MonthCountSerializer(serializers.Serializer):
+    month = serializers.RegexField(r"^\d{4}-\d{2}$", help_text="YYYY-MM (UTC).")
+    count = serializers.IntegerField()
+
+
+class ContactStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    by_gender = GenderCountsSerializer()
+    by_age_band = AgeBandCountsSerializer()
+    by_email_domain = EmailDomainCountSerializer(many=True, help_text="The top 20 domains.")
+    created_per_month = MonthCountSerializer(many=True)

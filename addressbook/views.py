@@ -6,6 +6,8 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
@@ -16,11 +18,15 @@ from addressbook import exports, pagination, selectors, services
 from addressbook.serializers import (
     DEFAULT_PAGE_SIZE,
     TENANT_FIELDS,
+    ContactCursorPageSerializer,
     ContactExportSerializer,
     ContactPageSerializer,
+    ContactResultSerializer,
     ContactSerializer,
+    ContactStatsSerializer,
 )
 from config.errors import TenantAccessDenied
+from config.openapi import error_response
 from tenants.context import get_current_tenant
 
 
@@ -83,7 +89,17 @@ def _page_link(request, cursor: str | None) -> str | None:
     return replace_query_param(request.build_absolute_uri(), "cursor", cursor)
 
 
+CONTACT_NOT_FOUND = error_response("`Not found`: no such contact in this tenant.")
+
+
 class ContactListCreateView(TenantAPIView):
+    @extend_schema(
+        operation_id="contacts_list",
+        tags=["address-book"],
+        summary="List contacts, filtered and ordered, one cursor page at a time",
+        parameters=[ContactPageSerializer],
+        responses={200: ContactCursorPageSerializer},
+    )
     def get(self, request):
         params = _query(ContactPageSerializer, request)
         page = pagination.paginate(
@@ -100,6 +116,13 @@ class ContactListCreateView(TenantAPIView):
             }
         )
 
+    @extend_schema(
+        operation_id="contacts_create",
+        tags=["address-book"],
+        summary="Create a contact",
+        request=ContactSerializer,
+        responses={201: ContactResultSerializer},
+    )
     def post(self, request):
         serializer = ContactSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -108,15 +131,41 @@ class ContactListCreateView(TenantAPIView):
 
 
 class ContactDetailView(TenantAPIView):
+    @extend_schema(
+        operation_id="contacts_retrieve",
+        tags=["address-book"],
+        summary="One contact",
+        responses={200: ContactResultSerializer, 404: CONTACT_NOT_FOUND},
+    )
     def get(self, request, pk: int):
         return Response(ContactSerializer(selectors.contact_get(contact_id=pk)).data)
 
+    @extend_schema(
+        operation_id="contacts_replace",
+        tags=["address-book"],
+        summary="Replace a contact",
+        request=ContactSerializer,
+        responses={200: ContactResultSerializer, 404: CONTACT_NOT_FOUND},
+    )
     def put(self, request, pk: int):
         return self._update(request, pk, partial=False)
 
+    @extend_schema(
+        operation_id="contacts_update",
+        tags=["address-book"],
+        summary="Change some fields of a contact",
+        request=ContactSerializer(partial=True),
+        responses={200: ContactResultSerializer, 404: CONTACT_NOT_FOUND},
+    )
     def patch(self, request, pk: int):
         return self._update(request, pk, partial=True)
 
+    @extend_schema(
+        operation_id="contacts_delete",
+        tags=["address-book"],
+        summary="Delete a contact",
+        responses={204: None, 404: CONTACT_NOT_FOUND},
+    )
     def delete(self, request, pk: int):
         contact = selectors.contact_get(contact_id=pk)
         services.contact_delete(contact=contact, user=request.user)
@@ -133,6 +182,21 @@ class ContactDetailView(TenantAPIView):
 
 
 class ContactExportView(TenantAPIView):
+    @extend_schema(
+        operation_id="contacts_export",
+        tags=["address-book"],
+        summary="Download every contact the filters select, as CSV or JSON",
+        description="Streamed as an attachment named `contacts-<tenant>-<YYYYMMDD>.<csv|json>`.",
+        parameters=[ContactExportSerializer],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="`format=csv`: text/csv (RFC 4180, a header line); `format=json`: "
+                "application/json, one array of contacts.",
+            ),
+            (200, "application/json"): OpenApiResponse(ContactResultSerializer(many=True)),
+        },
+    )
     def get(self, request):
         params = _query(ContactExportSerializer, request)
         tenant = get_current_tenant()
@@ -153,5 +217,11 @@ class ContactExportView(TenantAPIView):
 
 
 class ContactStatsView(TenantAPIView):
+    @extend_schema(
+        operation_id="contacts_stats",
+        tags=["address-book"],
+        summary="Totals of the address book",
+        responses={200: ContactStatsSerializer},
+    )
     def get(self, request):
         return Response(selectors.contact_stats())

@@ -4,12 +4,15 @@ Schema-only code: nothing here runs while a request is served.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+
+BEARER = "bearerAuth"
 
 
 class TenantJWTScheme(OpenApiAuthenticationExtension):
     target_class = "accounts.authentication.TenantJWTAuthentication"
-    name = "bearerAuth"
+    name = BEARER
 
     def get_security_definition(self, auto_schema):
         return {
@@ -44,3 +47,108 @@ class ReadinessChecksSerializer(serializers.Serializer):
 class ReadinessSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     checks = ReadinessChecksSerializer()
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """An operation-specific error answer, in the envelope; `description` names the
+    messages a client can match on."""
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+# --- the error answers every operation may give ------------------------------------------
+OPTIONAL_RESPONSE_FIELDS = {"Error": {"details"}}
+BODYLESS_PATHS = frozenset({"/health", "/ready", "/api/logs"})
+UNTHROTTLED_PATHS = frozenset({"/health", "/ready"})
+
+
+def _error(description: str, headers: dict | None = None) -> dict:
+    response = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _common_errors(path: str, operation: dict, view) -> dict[str, dict]:
+    """The envelope errors the middleware and the API base views can give on `path`,
+    besides what the operation itself documents."""
+    from rest_framework.negotiation import DefaultContentNegotiation
+
+    from tenants.middleware import is_platform_path
+
+    tenant_path = not is_platform_path(path)
+    api_view = path not in BODYLESS_PATHS
+    authenticated = any(BEARER in requirement for requirement in operation.get("security", []))
+    messages_400 = ["`Invalid Content-Length header`"]
+    messages_403 = []
+    if api_view:
+        messages_400 = ["`Validation failed` (with `details`)", "`Malformed JSON`", *messages_400]
+        messages_403.append("`Tenant access denied` (a `tenant` / `tenant_id` of another tenant)")
+    if tenant_path:
+        messages_400.append("`Invalid host header`")
+        messages_403.append("`Tenant suspended`")
+    if path.startswith("/api/platform/"):
+        messages_403.append("`Access from this network is not allowed` (ADMIN_ALLOWED_IPS)")
+    errors = {"400": _error("; ".join(messages_400) + ".")}
+    if authenticated:
+        errors["401"] = _error(
+            "`Missing authorization header`; `Invalid token` (bad signature, expired, revoked, "
+            "malformed).",
+            headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+        )
+        messages_403.append(
+            "`Tenant access denied` (a token of another tenant, a platform token on a tenant "
+            "endpoint or a tenant token on a platform endpoint); a user without the role the "
+            "endpoint requires"
+        )
+    if messages_403:
+        errors["403"] = _error("; ".join(messages_403) + ".")
+    if tenant_path:
+        errors["404"] = _error("`Unknown tenant`: the host matches no active tenant.")
+    negotiation = view.content_negotiation_class
+    if api_view and negotiation.select_renderer is DefaultContentNegotiation.select_renderer:
+        errors["406"] = _error("`Could not satisfy the request Accept header.`")
+    errors["413"] = _error("`Request body too large` (MAX_REQUEST_SIZE_BYTES).")
+    if api_view:
+        errors["415"] = _error("A body that is not application/json.")
+    if path not in UNTHROTTLED_PATHS:
+        errors["429"] = _error(
+            "`Too many requests`: the per-IP rate limit, or (login) the login throttles.",
+            headers={
+                "Retry-After": {
+                    "schema": {"type": "integer"},
+                    "description": "Seconds to wait.",
+                    "required": True,
+                }
+            },
+        )
+    errors["500"] = _error("`Internal server error` (logged; no traceback in the body).")
+    return errors
+
+
+def add_error_responses(result, generator, request, public):
+    """POSTPROCESSING_HOOK: document on every operation the envelope errors it can give
+    besides its own (middleware answers, authentication, negotiation, limits), and close
+    the envelope and the request bodies (unknown fields are a 400)."""
+    views = {
+        (path, method.lower()): view
+        for path, _regex, method, view in generator._get_paths_and_endpoints()
+    }
+    for path, operations in result["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for code, response in _common_errors(path, operation, views[path, method]).items():
+                responses.setdefault(code, response)
+            operation["responses"] = dict(sorted(responses.items()))
+    for name, schema in result["components"]["schemas"].items():
+        if schema.get("type") != "object" or "properties" not in schema:
+            continue
+        schema.setdefault("additionalProperties", False)
+        if not name.endswith("Request"):
+            # Response bodies always carry every field (model defaults make drf-spectacular
+            # mark some optional), except the ones listed as optional.
+            optional = OPTIONAL_RESPONSE_FIELDS.get(name, set())
+            schema["required"] = sorted(set(schema["properties"]) - optional)
+    return result

@@ -232,6 +232,25 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/",
+    "TAGS": [
+        {"name": "auth", "description": "Signup, login and tokens, on the tenant's host."},
+        {"name": "users", "description": "The tenant's users (tenant admins only)."},
+        {"name": "address-book", "description": "The tenant's contacts."},
+        {"name": "platform", "description": "Tenants, for platform staff, on any host."},
+        {"name": "operations", "description": "Health and readiness probes; retired paths."},
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "TenantStatusEnum": "tenants.models.Tenant.Status",
+        "SettableTenantStatusEnum": ["active", "suspended"],
+        "ProbeResultEnum": ["ok", "unavailable"],
+        "TenantHealthStatusEnum": ["ok", "unhealthy"],
+        "TenantDatabaseStatusEnum": ["ok", "unreachable"],
+        "TenantMigrationsStatusEnum": ["ok", "pending", "unknown"],
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_error_responses",
+    ],
 }
 
 # --- Limits -------------------------------------------------------------------------------

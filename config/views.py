@@ -13,15 +13,23 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from addressbook.views import JSONOnlyNegotiation
 from config.errors import error_response
 from config.openapi import HealthSerializer, ReadinessSerializer
 
 
-class HealthView(APIView):
-    """200 while the process serves; touches nothing else."""
+class OperationsView(APIView):
+    """GET only, JSON whatever the Accept header, no authentication (probes and load
+    balancers call these)."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    content_negotiation_class = JSONOnlyNegotiation
+    http_method_names = ["get"]
+
+
+class HealthView(OperationsView):
+    """200 while the process serves; touches nothing else."""
 
     @extend_schema(
         operation_id="health", tags=["operations"], auth=[], responses={200: HealthSerializer}
@@ -71,12 +79,9 @@ READY_CHECKS = {
 }
 
 
-class ReadyView(APIView):
+class ReadyView(OperationsView):
     """200 when the main database, every cache and the channel layer answer, else 503
     naming what failed."""
-
-    authentication_classes = []
-    permission_classes = [AllowAny]
 
     @extend_schema(
         operation_id="ready",

@@ -60,3 +60,20 @@ class TenantUpdateSerializer(StrictSerializer):
         choices=[Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED], required=False
     )
     domains = serializers.ListField(child=serializers.CharField(max_length=253), required=False)
+
+
+# --- documentation only (the views build these bodies from selectors) --------------------
+class TenantPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = TenantSerializer(many=True)
+
+
+class TenantHealthSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    tenant_status = serializers.ChoiceField(choices=Tenant.Status.choices)
+    database = serializers.ChoiceField(choices=["ok", "unreachable"])
+    migrations = serializers.ChoiceField(choices=["ok", "pending", "unknown"])
+    pending_migrations = serializers.ListField(child=serializers.CharField())
+    status = serializers.ChoiceField(choices=["ok", "unhealthy"])

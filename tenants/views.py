@@ -4,17 +4,25 @@ change, suspend, health."""
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts.permissions import IsPlatformStaff
 from accounts.services import api_validation_error
-from accounts.views import ApiView, Pagination
+from accounts.views import NOT_FOUND, PAGE_PARAMETERS, ApiView, Pagination
 from config.errors import ServiceUnavailable
+from config.openapi import error_response
 from tenants.models import Tenant
 from tenants.selectors import tenant_health, tenant_list
-from tenants.serializers import TenantCreateSerializer, TenantSerializer, TenantUpdateSerializer
+from tenants.serializers import (
+    TenantCreateSerializer,
+    TenantHealthSerializer,
+    TenantPageSerializer,
+    TenantSerializer,
+    TenantUpdateSerializer,
+)
 from tenants.services import (
     AdminSpec,
     ProvisioningError,
@@ -36,11 +44,28 @@ class PlatformView(ApiView):
 
 
 class TenantListView(PlatformView):
+    @extend_schema(
+        operation_id="tenants_list",
+        tags=["platform"],
+        summary="List tenants",
+        parameters=PAGE_PARAMETERS,
+        responses={200: TenantPageSerializer, 404: NOT_FOUND},
+    )
     def get(self, request):
         paginator = Pagination()
         page = paginator.paginate_queryset(tenant_list(), request, view=self)
         return paginator.get_paginated_response(TenantSerializer(page, many=True).data)
 
+    @extend_schema(
+        operation_id="tenants_create",
+        tags=["platform"],
+        summary="Provision a tenant: database, migrations, first admin",
+        request=TenantCreateSerializer,
+        responses={
+            201: TenantSerializer,
+            503: error_response("`Tenant provisioning failed; it can be retried`."),
+        },
+    )
     def post(self, request):
         serializer = TenantCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -63,9 +88,22 @@ class TenantListView(PlatformView):
 
 
 class TenantDetailView(PlatformView):
+    @extend_schema(
+        operation_id="tenants_retrieve",
+        tags=["platform"],
+        summary="One tenant",
+        responses={200: TenantSerializer, 404: NOT_FOUND},
+    )
     def get(self, request, slug: str):
         return Response(TenantSerializer(_tenant_or_404(slug)).data)
 
+    @extend_schema(
+        operation_id="tenants_update",
+        tags=["platform"],
+        summary="Rename a tenant, change its status or domains",
+        request=TenantUpdateSerializer,
+        responses={200: TenantSerializer, 404: NOT_FOUND},
+    )
     def patch(self, request, slug: str):
         tenant = _tenant_or_404(slug)
         serializer = TenantUpdateSerializer(data=request.data)
@@ -76,6 +114,12 @@ class TenantDetailView(PlatformView):
             raise api_validation_error(exc) from exc
         return Response(TenantSerializer(_tenant_or_404(slug)).data)
 
+    @extend_schema(
+        operation_id="tenants_suspend",
+        tags=["platform"],
+        summary="Suspend a tenant (its database is kept)",
+        responses={200: TenantSerializer, 404: NOT_FOUND},
+    )
     def delete(self, request, slug: str):
         tenant = _tenant_or_404(slug)
         try:
@@ -86,6 +130,12 @@ class TenantDetailView(PlatformView):
 
 
 class TenantHealthView(PlatformView):
+    @extend_schema(
+        operation_id="tenants_health",
+        tags=["platform"],
+        summary="Whether the tenant's database answers and is fully migrated",
+        responses={200: TenantHealthSerializer, 404: NOT_FOUND, 503: TenantHealthSerializer},
+    )
     def get(self, request, slug: str):
         body = tenant_health(tenant=_tenant_or_404(slug))
         code = status.HTTP_200_OK if body["status"] == "ok" else 503
