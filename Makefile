@@ -46,5 +46,10 @@ format: $(STAMP)
 migrations-check: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+## The OpenAPI schema builds, validates and raises no warning (drf-spectacular).
+.PHONY: openapi-check
+openapi-check: $(STAMP)
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -44,9 +44,16 @@ class ReadinessChecksSerializer(serializers.Serializer):
     channel_layer = serializers.ChoiceField(choices=["ok", "unavailable"])
 
 
+class UnavailableTenantsSerializer(serializers.Serializer):
+    unavailable = serializers.ListField(
+        child=serializers.CharField(), help_text="Slugs of tenants whose database is failing."
+    )
+
+
 class ReadinessSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     checks = ReadinessChecksSerializer()
+    tenants = UnavailableTenantsSerializer(required=False)
 
 
 def error_response(description: str) -> OpenApiResponse:
@@ -56,7 +63,7 @@ def error_response(description: str) -> OpenApiResponse:
 
 
 # --- the error answers every operation may give ------------------------------------------
-OPTIONAL_RESPONSE_FIELDS = {"Error": {"details"}}
+OPTIONAL_RESPONSE_FIELDS = {"Error": {"details"}, "Readiness": {"tenants"}}
 BODYLESS_PATHS = frozenset({"/health", "/ready", "/api/logs"})
 UNTHROTTLED_PATHS = frozenset({"/health", "/ready"})
 
@@ -125,6 +132,11 @@ def _common_errors(path: str, operation: dict, view) -> dict[str, dict]:
             },
         )
     errors["500"] = _error("`Internal server error` (logged; no traceback in the body).")
+    if tenant_path:
+        errors["503"] = _error(
+            "`Tenant database unavailable`: the tenant's database refuses "
+            "connections (retried by itself)."
+        )
     return errors
 
 
