@@ -24,6 +24,7 @@ AGE_BANDS = {
 }
 TOP_EMAIL_DOMAINS = 20
 EXPORT_BATCH_SIZE = 2000
+# The contact's public fields, in the order the API and the exports show them.
 EXPORT_FIELDS = (
     "id",
     "name",

@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from addressbook.models import AGE_MAX, AGE_MIN, Contact
-from addressbook.selectors import AGE_BANDS
+from addressbook.selectors import AGE_BANDS, EXPORT_FIELDS
 
 # A tenant claim is checked by the view before any serializer runs (API.md, Conventions);
 # a matching one is accepted and ignored, never reported as an unknown field.
@@ -64,18 +64,7 @@ class ContactSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Contact
-        fields = [
-            "id",
-            "name",
-            "email",
-            "phone",
-            "address",
-            "gender",
-            "age",
-            "notes",
-            "created_at",
-            "updated_at",
-        ]
+        fields = list(EXPORT_FIELDS)
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def __init__(self, *args, **kwargs):

@@ -185,3 +185,30 @@ def bearer():
         return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
 
     return make
+
+
+@pytest.fixture
+def ann(acme, make_user):
+    """A member of acme."""
+    return make_user(acme, "ann")
+
+
+@pytest.fixture
+def api(acme, ann, bearer):
+    """Acme's host with Ann's token: `api.get(path, ...)`, `api.post(path, data)`..."""
+    client = client_for("acme.test")
+    client.credentials(**bearer(ann, acme))
+    return client
+
+
+@pytest.fixture
+def make_contact():
+    """`make_contact(tenant, name, **fields)` creates a contact in that tenant's database."""
+    from addressbook.models import Contact
+    from tenants.context import use_tenant
+
+    def make(tenant, name="Someone", **fields):
+        with use_tenant(tenant):
+            return Contact.objects.create(name=name, **fields)
+
+    return make

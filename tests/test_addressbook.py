@@ -22,28 +22,6 @@ URL = "/api/address-book"
 
 
 @pytest.fixture
-def ann(acme, make_user):
-    return make_user(acme, "ann")
-
-
-@pytest.fixture
-def api(acme, ann, bearer):
-    """Acme's host with Ann's token: `api.get(path, ...)`, `api.post(path, data)`..."""
-    client = client_for("acme.test")
-    client.credentials(**bearer(ann, acme))
-    return client
-
-
-@pytest.fixture
-def make_contact():
-    def make(tenant, name="Someone", **fields) -> Contact:
-        with use_tenant(tenant):
-            return Contact.objects.create(name=name, **fields)
-
-    return make
-
-
-@pytest.fixture
 def addressbook_log(caplog):
     """Records of the `addressbook` loggers (which do not propagate to the root logger)."""
     logger = logging.getLogger("addressbook")

@@ -37,27 +37,6 @@ HEADER = [
 ]
 
 
-@pytest.fixture
-def ann(acme, make_user):
-    return make_user(acme, "ann")
-
-
-@pytest.fixture
-def api(acme, ann, bearer):
-    client = client_for("acme.test")
-    client.credentials(**bearer(ann, acme))
-    return client
-
-
-@pytest.fixture
-def make_contact():
-    def make(tenant, name="Someone", **fields) -> Contact:
-        with use_tenant(tenant):
-            return Contact.objects.create(name=name, **fields)
-
-    return make
-
-
 def body_of(response) -> str:
     assert response.streaming
     return b"".join(response.streaming_content).decode("utf-8")

@@ -73,7 +73,7 @@ def server(tmp_path_factory):
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)  # noqa: S310
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
