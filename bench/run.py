@@ -613,7 +613,12 @@ def sc_provision(ctx: Context, run: int) -> dict:
 
 def sc_migrate(ctx: Context, run: int) -> dict:
     t0 = time.perf_counter()
-    out = manage(ctx, "migrate_tenants")
+    if run == 0 and "migrate" in ctx.profile:
+        spy = [str(VENV_BIN / "py-spy"), "record", "-r", "200", "-f", "raw", "--nonblocking"]
+        spy += ["-o", str(RAW / "profile-migrate.txt"), "--", PY, "manage.py", "migrate_tenants"]
+        out = subprocess.run(spy, env=ctx.env, cwd=ROOT, capture_output=True, text=True)
+    else:
+        out = manage(ctx, "migrate_tenants")
     elapsed = time.perf_counter() - t0
     (RAW / f"migrate-{run}.txt").write_text(out.stdout[-5000:] + out.stderr[-5000:])
     if out.returncode:
@@ -686,6 +691,7 @@ def sc_deep(ctx: Context, run: int) -> dict:
 def sc_export(ctx: Context, run: int) -> dict:
     with gunicorn(ctx, SINGLE_PORT, workers=1) as server:
         worker = server.workers()[0]
+        profilers = profile_pids(ctx, "export", run, [worker], 30)
         # Warm the worker (imports, connections) before the baseline.
         conn = http.client.HTTPConnection("127.0.0.1", SINGLE_PORT, timeout=300)
         headers = {
@@ -713,13 +719,16 @@ def sc_export(ctx: Context, run: int) -> dict:
         lines = 0
         size = 0
         while chunk := resp.read(1 << 16):
-            lines += chunk.count(b"\r\n")
+            lines += chunk.count(b"\n")  # CRLF line ends; no field holds a newline
             size += len(chunk)
         elapsed = time.perf_counter() - t0
         stop.set()
         sampler.join()
         conn.close()
         status = resp.status
+        for proc in profilers:
+            proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            proc.wait(timeout=30)
     rows = lines - 1
     if status != 200 or rows < ctx.mode.big_contacts:
         raise RuntimeError(f"export answered {status} with {rows} rows in {elapsed:.1f}s")
@@ -1007,15 +1016,24 @@ def run_scenario(ctx: Context, sc: Scenario) -> list[Row]:
 
 
 def start_profilers(ctx: Context, key: str) -> list[subprocess.Popen]:
-    """py-spy on every worker of the HTTP server for the first run of scenario `key`;
-    collapsed stacks go to raw/profile-<key>-<pid>.txt (summarise with bench.profile)."""
-    if ctx.http_server is None:
+    """py-spy on every worker of the HTTP server for the first run of scenario `key`."""
+    if ctx.http_server is None or key not in HTTP_SCENARIOS:
+        return []
+    return profile_pids(ctx, key, 0, ctx.http_server.workers(), ctx.mode.wrk_seconds)
+
+
+def profile_pids(
+    ctx: Context, key: str, run: int, pids: list[int], seconds: int
+) -> list[subprocess.Popen]:
+    """With `--profile key`, py-spy records `pids` in run 0; collapsed stacks go to
+    raw/profile-<key>-<pid>.txt (summarise with `python -m bench.profile`)."""
+    if key not in ctx.profile or run != 0:
         return []
     procs = []
-    for pid in ctx.http_server.workers():
+    for pid in pids:
         out = RAW / f"profile-{key}-{pid}.txt"
         argv = [str(VENV_BIN / "py-spy"), "record", "-p", str(pid), "-r", "200", "-f", "raw"]
-        argv += ["-d", str(ctx.mode.wrk_seconds), "--nonblocking", "-o", str(out)]
+        argv += ["-d", str(seconds), "--nonblocking", "-o", str(out)]
         procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return procs
 
@@ -1061,6 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], help="scenario key (repeatable)")
     parser.add_argument("--runs", type=int, default=0, help="runs per scenario (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the bench databases")
+    parser.add_argument("--big-contacts", type=int, default=0, help="contacts in the big tenant")
     parser.add_argument(
         "--profile", action="append", default=[], help="py-spy the HTTP workers in KEY's run 0"
     )
@@ -1071,6 +1090,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = QUICK if args.quick else FULL
     if args.runs:
         mode.runs = args.runs
+    if args.big_contacts:
+        mode.big_contacts = args.big_contacts
     RAW.mkdir(parents=True, exist_ok=True)
     ensure_wrk()
     ctx = Context(mode=mode, env=bench_env(), profile=set(args.profile))

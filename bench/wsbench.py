@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import time
@@ -21,8 +23,11 @@ from array import array
 _RECORD = re.compile(r"bench-ws seq=(\d+) t=([0-9.]+)")
 
 
-async def _client(uri: str, port: int, deadline: float, expect: int, stats: dict) -> None:
+async def _client(
+    uri: str, port: int, deadline: float, expect: int, stats: dict, stop: asyncio.Event
+) -> None:
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setblocking(False)
@@ -31,13 +36,17 @@ async def _client(uri: str, port: int, deadline: float, expect: int, stats: dict
     async with connect(uri, sock=sock, max_size=2**20, open_timeout=30) as ws:
         stats["connected"] = True
         stats["ready"].set()
+
+        async def closer():
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, deadline - time.time()))
+            await ws.close()
+
+        watcher = asyncio.create_task(closer())
         while seen < expect:
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                break
             try:
-                frame = await asyncio.wait_for(ws.recv(), remaining)
-            except TimeoutError:
+                frame = await ws.recv()
+            except ConnectionClosed:
                 break
             now = time.time()
             match = _RECORD.search(frame)
@@ -46,12 +55,16 @@ async def _client(uri: str, port: int, deadline: float, expect: int, stats: dict
                 latencies.append(now - float(match.group(2)))
             elif "log messages dropped" in frame:
                 stats["drop_notices"] += 1
+        watcher.cancel()
     stats["received"] = seen
 
 
 async def clients_main(args) -> None:
     uri = f"ws://{args.host}:{args.port}/api/ws/logs?format=json&token={args.token}"
     deadline = time.time() + args.seconds
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     all_stats = []
     tasks = []
     for _ in range(args.n):
@@ -63,7 +76,9 @@ async def clients_main(args) -> None:
             "ready": asyncio.Event(),
         }
         all_stats.append(stats)
-        tasks.append(asyncio.create_task(_client(uri, args.port, deadline, args.expect, stats)))
+        tasks.append(
+            asyncio.create_task(_client(uri, args.port, deadline, args.expect, stats, stop))
+        )
     await asyncio.wait_for(asyncio.gather(*(s["ready"].wait() for s in all_stats)), timeout=60)
     with open(args.ready_file, "w") as fh:
         fh.write("ready\n")
