@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from addressbook.views import JSONOnlyNegotiation
 from config.errors import error_response
 from config.openapi import HealthSerializer, ReadinessSerializer
+from tenants.db import recently_unavailable_tenants
 
 
 class OperationsView(APIView):
@@ -97,8 +98,11 @@ class ReadyView(OperationsView):
             except Exception:
                 checks[name] = "unavailable"
         healthy = all(value == "ok" for value in checks.values())
+        # One tenant's database does not make the process unready; it is named instead,
+        # from recorded failures, without querying any tenant database.
+        tenants = {"unavailable": recently_unavailable_tenants()}
         return Response(
-            {"status": "ok" if healthy else "unavailable", "checks": checks},
+            {"status": "ok" if healthy else "unavailable", "checks": checks, "tenants": tenants},
             status=200 if healthy else 503,
         )
 
