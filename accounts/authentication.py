@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from django.db.models import Exists
 from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.models import User
+from accounts.models import RevokedToken, User
 from accounts.selectors import token_is_revoked
 from accounts.tokens import TENANT_CLAIM, issued_before
 from config.errors import TenantAccessDenied
@@ -51,8 +52,12 @@ class TenantJWTAuthentication(JWTAuthentication):
         return user, token
 
     def get_user(self, token) -> User:
+        """The token's active user, read with whether the token is on the deny list (one
+        query: the durable answer costs no extra round trip)."""
+        jti = token.get("jti")
+        revoked = RevokedToken.objects.filter(jti=jti if isinstance(jti, str) else "")
         try:
-            user = User.objects.get(pk=token["user_id"])
+            user = User.objects.annotate(token_revoked=Exists(revoked)).get(pk=token["user_id"])
         except (KeyError, User.DoesNotExist, ValueError, TypeError) as exc:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN) from exc
         if not user.is_active:
@@ -65,5 +70,10 @@ class TenantJWTAuthentication(JWTAuthentication):
         if issued_before(token, user.tokens_valid_after):
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
         jti = token.get("jti")
-        if not isinstance(jti, str) or not jti or token_is_revoked(jti=jti):
+        if not isinstance(jti, str) or not jti:
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        revoked = getattr(user, "token_revoked", None)
+        if revoked is None:
+            revoked = token_is_revoked(jti=jti)
+        if revoked:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)

@@ -12,8 +12,8 @@ from tenants.context import get_current_tenant
 
 logger = logging.getLogger("accounts.selectors")
 
-# A "not revoked" answer is cached briefly; a revocation overwrites it at once.
-NOT_REVOKED_TTL = 60
+# How long a "revoked" answer read from the database is cached.
+REVOKED_TTL = 600
 
 
 def user_list() -> QuerySet[User]:
@@ -48,23 +48,22 @@ def revocation_cache_key(jti: str) -> str:
 
 
 def token_is_revoked(*, jti: str) -> bool:
-    """True when the token `jti` was revoked. The cache answers first; the database (the
-    durable record) answers on a miss, so a flushed cache never revives a token."""
+    """True when the token `jti` was revoked. A cached "revoked" answers at once; anything
+    else asks the database, the durable record. "Not revoked" is never cached: a revocation
+    made while the cache was unreachable could not overwrite it, and the stale answer would
+    revive the token once the cache came back."""
     key = revocation_cache_key(jti)
     try:
         cached = cache.get(key)
     except Exception:  # cache down: the database alone decides
         logger.warning("Cache unavailable for the token deny list; using the database")
         cached = None
-    if cached is not None:
-        return cached == "1"
+    if cached == "1":
+        return True
     revoked = RevokedToken.objects.filter(jti=jti).exists()
-    try:
-        if revoked:
-            cache.set(key, "1", NOT_REVOKED_TTL * 10)
-        else:
-            # `add`, not `set`: never overwrite a revocation written meanwhile.
-            cache.add(key, "0", NOT_REVOKED_TTL)
-    except Exception:
-        logger.warning("Cache unavailable for the token deny list; using the database")
+    if revoked:
+        try:
+            cache.set(key, "1", REVOKED_TTL)
+        except Exception:
+            logger.warning("Cache unavailable for the token deny list; using the database")
     return revoked

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts import tokens as token_module
 from accounts.models import RevokedToken, User
 from accounts.selectors import token_is_revoked
+from accounts.services import token_revoke
 from accounts.tokens import issue_tokens, issued_before
 from tenants.context import use_tenant
 from tests.conftest import client_for, use_fresh_cache
@@ -70,12 +72,21 @@ def test_flushing_the_cache_never_brings_a_revoked_token_back(acme, make_user, s
     assert response.json()["message"] == "Invalid token"
 
 
-def test_a_cached_answer_spares_the_database(acme):
+def test_a_cached_revocation_spares_the_database(acme):
     with use_tenant(acme):
-        assert token_is_revoked(jti="some-jti") is False
+        token_revoke(jti="some-jti", expires_at=timezone.now() + timedelta(minutes=5), user_id=None)
         with CaptureQueriesContext(connections[acme.alias]) as queries:
-            assert token_is_revoked(jti="some-jti") is False
+            assert token_is_revoked(jti="some-jti") is True
     assert len(queries) == 0
+
+
+def test_a_not_revoked_answer_is_never_cached(acme):
+    """A revocation that cannot reach the cache (Redis partitioned) could not overwrite it."""
+    with use_tenant(acme):
+        assert token_is_revoked(jti="other-jti") is False
+        with CaptureQueriesContext(connections[acme.alias]) as queries:
+            assert token_is_revoked(jti="other-jti") is False
+    assert len(queries) == 1
 
 
 def test_a_revocation_overrides_a_cached_not_revoked_answer(acme, make_user):
