@@ -24,8 +24,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from config.errors import error_response
+from config.middleware import HybridMiddleware
 from config.network import client_ip, ip_in
-from config.security import _Middleware
 
 REQUESTS = Counter(
     "http_requests_total",
@@ -48,7 +48,7 @@ def route_of(request) -> str:
     return "/" + match.route
 
 
-class MetricsMiddleware(_Middleware):
+class MetricsMiddleware(HybridMiddleware):
     """Counts every request under its URL pattern (not its literal path, which would make
     one series per contact id)."""
 

@@ -1,5 +1,6 @@
-"""Request id: every response carries `X-Request-Id`, and log records carry the same id.
+"""The base of the project's middleware, and the request id.
 
+Request id: every response carries `X-Request-Id`, and log records carry the same id.
 The inbound header is kept when it is well-formed (at most 128 characters of
 `[A-Za-z0-9._-]`), so a proxy's id follows the request through; anything else is replaced
 by a fresh uuid4. The id lives in a ContextVar, set and reset in the same call (asgiref #267).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -30,7 +32,16 @@ def request_id_from(inbound: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class RequestIdMiddleware:
+class HybridMiddleware:
+    """Middleware that runs in the sync (WSGI) and the async (ASGI) chain alike, with no
+    thread hop. Subclasses fill in three hooks:
+
+    - `before(request)`: may return a response, which then skips the rest of the chain;
+    - `around(request)`: a context manager held while the inner chain runs (a ContextVar
+      must be set and reset in the same call);
+    - `after(request, response)`: returns the response to send, early answers included.
+    """
+
     sync_capable = True
     async_capable = True
 
@@ -43,26 +54,42 @@ class RequestIdMiddleware:
     def __call__(self, request):
         if self.is_async:
             return self.__acall__(request)
-        request_id = self._start(request)
-        token = _current_request_id.set(request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            _current_request_id.reset(token)
-        response[REQUEST_ID_HEADER] = request_id
-        return response
+        response = self.before(request)
+        if response is None:
+            with self.around(request):
+                response = self.get_response(request)
+        return self.after(request, response)
 
     async def __acall__(self, request):
-        request_id = self._start(request)
-        token = _current_request_id.set(request_id)
-        try:
-            response = await self.get_response(request)
-        finally:
-            _current_request_id.reset(token)
-        response[REQUEST_ID_HEADER] = request_id
+        response = self.before(request)
+        if response is None:
+            with self.around(request):
+                response = await self.get_response(request)
+        return self.after(request, response)
+
+    def before(self, request):
+        return None
+
+    def around(self, request) -> AbstractContextManager:
+        return nullcontext()
+
+    def after(self, request, response):
         return response
 
-    @staticmethod
-    def _start(request) -> str:
+
+class RequestIdMiddleware(HybridMiddleware):
+    def before(self, request):
         request.request_id = request_id_from(request.META.get("HTTP_X_REQUEST_ID"))
-        return request.request_id
+        return None
+
+    @contextmanager
+    def around(self, request):
+        token = _current_request_id.set(request.request_id)
+        try:
+            yield
+        finally:
+            _current_request_id.reset(token)
+
+    def after(self, request, response):
+        response[REQUEST_ID_HEADER] = request.request_id
+        return response

@@ -1,17 +1,14 @@
 """Cross-cutting protections: security headers, the per-IP rate limit, the request-size
-limit and the network allow-list of the admin and platform API.
-
-Each middleware is sync- and async-capable and does its work without a thread hop.
-"""
+limit and the network allow-list of the admin and platform API."""
 
 from __future__ import annotations
 
 import logging
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 
 from config.errors import error_response
+from config.middleware import HybridMiddleware
 from config.network import client_ip, ip_in
 from config.ratelimit import count_hit
 
@@ -33,41 +30,7 @@ ADMIN_PREFIXES = ("/admin", "/api/platform")
 UNTHROTTLED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
-class _Middleware:
-    """Base for middleware that may answer early (`before`) and adjust the response
-    (`after`), in both the sync and the async chain."""
-
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
-        early = self.before(request)
-        if early is not None:
-            return self.after(request, early)
-        return self.after(request, self.get_response(request))
-
-    async def __acall__(self, request):
-        early = self.before(request)
-        if early is not None:
-            return self.after(request, early)
-        return self.after(request, await self.get_response(request))
-
-    def before(self, request):
-        return None
-
-    def after(self, request, response):
-        return response
-
-
-class SecurityHeadersMiddleware(_Middleware):
+class SecurityHeadersMiddleware(HybridMiddleware):
     """Content-Security-Policy, Permissions-Policy and X-Frame-Options on every response,
     including early answers of the middleware inside it. Django's SecurityMiddleware, which
     sits outside this one, adds nosniff, Referrer-Policy, COOP and (HTTPS, production)
@@ -81,7 +44,7 @@ class SecurityHeadersMiddleware(_Middleware):
         return response
 
 
-class RequestSizeLimitMiddleware(_Middleware):
+class RequestSizeLimitMiddleware(HybridMiddleware):
     """413 for a declared body larger than `MAX_REQUEST_SIZE_BYTES`, before it is read.
     (Bodies without a length are capped by DATA_UPLOAD_MAX_MEMORY_SIZE when read.)"""
 
@@ -97,7 +60,7 @@ class RequestSizeLimitMiddleware(_Middleware):
         return None
 
 
-class RateLimitMiddleware(_Middleware):
+class RateLimitMiddleware(HybridMiddleware):
     """`RATE_LIMIT_PER_MINUTE` requests per client IP per minute window, counted in the
     shared cache so replicas share it. Over the limit: 429 with Retry-After. If the cache
     is down the request is served (the per-account login lockout still fails closed)."""
@@ -118,7 +81,7 @@ class RateLimitMiddleware(_Middleware):
         return None
 
 
-class AdminAllowListMiddleware(_Middleware):
+class AdminAllowListMiddleware(HybridMiddleware):
     """With `ADMIN_ALLOWED_IPS` set, `/admin/` and `/api/platform/` answer 403 to clients
     outside those networks."""
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.utils.functional import SimpleLazyObject, empty
 
+from config.middleware import HybridMiddleware
 from logstream.redaction import redact_query
 from tenants.context import use_tenant
 
@@ -36,28 +36,13 @@ def request_user_id(request):
     return user.pk
 
 
-class AccessLogMiddleware:
-    sync_capable = True
-    async_capable = True
+class AccessLogMiddleware(HybridMiddleware):
+    def before(self, request):
+        request._access_log_started = time.perf_counter()
+        return None
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
-        started = time.perf_counter()
-        response = self.get_response(request)
-        self.log(request, response, started)
-        return response
-
-    async def __acall__(self, request):
-        started = time.perf_counter()
-        response = await self.get_response(request)
-        self.log(request, response, started)
+    def after(self, request, response):
+        self.log(request, response, request._access_log_started)
         return response
 
     @staticmethod
