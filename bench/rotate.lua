@@ -1,6 +1,7 @@
 -- Rotates the Host header and bearer token per request over the tenants listed in the
 -- file given after `--` (one "host token" pair per line), round-robin, each wrk thread
--- starting at a different offset.
+-- starting at a different offset; an optional second argument shifts the start (so
+-- consecutive wrk runs continue where the previous one stopped).
 local entries = {}
 local i = 0
 local counter = 0
@@ -17,7 +18,7 @@ init = function(args)
       entries[#entries + 1] = { host, "Bearer " .. token }
     end
   end
-  i = (offset or 0) * 7919 % #entries
+  i = ((offset or 0) * 7919 + tonumber(args[2] or "0")) % #entries
 end
 
 request = function()
