@@ -9,7 +9,7 @@ APP_WS_PORT ?= 9000
 PG_URL ?= postgres://postgres@127.0.0.1:5432/tenantkit
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test test-postgres lint format migrations-check clean bench bench-quick
+.PHONY: install run test test-postgres test-postgres-cov lint format migrations-check clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: $(STAMP)
 ## The same suite on PostgreSQL and Redis (local servers, see PG_URL / REDIS_TEST_URL).
 test-postgres: $(STAMP)
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+## The PostgreSQL + Redis run with line and branch coverage; fails below 85 % (pyproject).
+test-postgres-cov: $(STAMP)
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(BIN)/pytest --cov --cov-branch \
+		--cov-report=term --cov-fail-under=85 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

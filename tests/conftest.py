@@ -25,9 +25,23 @@ from tenants import db as tenant_db
 from tenants.models import Tenant
 from tenants.selectors import resolver
 from tenants.services import provision_tenant
+from tests.leak_collector import collector
 
 SESSION_TENANTS = {"acme": "Acme Corp", "globex": "Globex Inc"}
 PASSWORD = "Sup3r-Secret-pw"
+
+
+def pytest_collection_modifyitems(items):
+    """The secrets check reads what the whole session produced, so it runs last."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_secrets_never_leak.py"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_secrets_and_output():
+    """Every password, token and signing key the session handles, and every log line,
+    WebSocket frame and error body it produces (tests/leak_collector.py)."""
+    with collector.installed():
+        yield
 
 
 @pytest.fixture(autouse=True)
