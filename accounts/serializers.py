@@ -5,24 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import User
+from config.api import StrictSerializer
 from tenants.context import get_current_tenant
-
-# Checked against the host's tenant before anything else (accounts.views), then ignored.
-TENANT_FIELDS = frozenset({"tenant", "tenant_id"})
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects fields it does not declare (400 with a message per field), except the
-    tenant fields, which the view has already checked."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = set(data) - set(self.fields) - TENANT_FIELDS
-            if unknown:
-                raise serializers.ValidationError(
-                    {field: ["Unknown field."] for field in sorted(unknown)}
-                )
-        return super().to_internal_value(data)
 
 
 # --- input --------------------------------------------------------------------------------

@@ -9,12 +9,10 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.permissions import IsTenantAdmin
 from accounts.serializers import (
-    TENANT_FIELDS,
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
@@ -28,40 +26,10 @@ from accounts.serializers import (
     UserSerializer,
     UserUpdateSerializer,
 )
-from config.errors import TenantAccessDenied
+from config.api import ApiView
 from config.network import client_ip
 from config.openapi import error_response
 from tenants.context import get_current_tenant
-
-
-def check_tenant_fields(request) -> None:
-    """A `tenant` / `tenant_id` in the query string or body must name the host's tenant
-    (none on platform paths); otherwise 403 `Tenant access denied`."""
-    tenant = get_current_tenant()
-    accepted = {tenant.slug, str(tenant.pk)} if tenant is not None else set()
-    values = [v for field in TENANT_FIELDS for v in request.query_params.getlist(field)]
-    data = request.data
-    if isinstance(data, dict):
-        values += [data[field] for field in TENANT_FIELDS if field in data]
-    for value in values:
-        if tenant is None and value in (None, ""):
-            continue
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise TenantAccessDenied()
-        if str(value).strip().lower() not in accepted:
-            raise TenantAccessDenied()
-
-
-class ApiView(APIView):
-    """Checks the tenant fields before anything else, authentication included; a failed
-    authentication is a 401 with a Bearer challenge on every endpoint."""
-
-    def initial(self, request, *args, **kwargs):
-        check_tenant_fields(request)
-        super().initial(request, *args, **kwargs)
-
-    def get_authenticate_header(self, request):
-        return 'Bearer realm="api"'
 
 
 class PublicView(ApiView):

@@ -8,16 +8,13 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
-from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
-from rest_framework.views import APIView
 
 from addressbook import exports, pagination, selectors, services
 from addressbook.serializers import (
     DEFAULT_PAGE_SIZE,
-    TENANT_FIELDS,
     ContactCursorPageSerializer,
     ContactExportSerializer,
     ContactPageSerializer,
@@ -25,47 +22,9 @@ from addressbook.serializers import (
     ContactSerializer,
     ContactStatsSerializer,
 )
-from config.errors import TenantAccessDenied
+from config.api import ApiView
 from config.openapi import error_response
 from tenants.context import get_current_tenant
-
-
-class JSONOnlyNegotiation(DefaultContentNegotiation):
-    """Always JSON. `?format=` is the export's own parameter, not DRF's format override."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
-def _claimed_tenants(request) -> list:
-    """Every `tenant` / `tenant_id` value in the query string and a JSON object body."""
-    claims = [value for key in TENANT_FIELDS for value in request.query_params.getlist(key)]
-    if isinstance(request.data, dict):
-        claims += [request.data[key] for key in TENANT_FIELDS if key in request.data]
-    return claims
-
-
-class TenantAPIView(APIView):
-    """Checks a client's `tenant` / `tenant_id` claim against the host's tenant before
-    anything else, authentication included (API.md, Conventions)."""
-
-    content_negotiation_class = JSONOnlyNegotiation
-
-    def initial(self, request, *args, **kwargs):
-        # A body that does not parse answers after authentication, as everywhere else.
-        try:
-            claims = _claimed_tenants(request)
-            parse_error = None
-        except exceptions.APIException as exc:
-            claims = [v for key in TENANT_FIELDS for v in request.query_params.getlist(key)]
-            parse_error = exc
-        tenant = get_current_tenant()
-        allowed = {tenant.slug, str(tenant.pk)} if tenant is not None else set()
-        if any(isinstance(c, bool) or str(c) not in allowed for c in claims):
-            raise TenantAccessDenied()
-        super().initial(request, *args, **kwargs)
-        if parse_error is not None:
-            raise parse_error
 
 
 def _query(serializer_class, request):
@@ -92,7 +51,7 @@ def _page_link(request, cursor: str | None) -> str | None:
 CONTACT_NOT_FOUND = error_response("`Not found`: no such contact in this tenant.")
 
 
-class ContactListCreateView(TenantAPIView):
+class ContactListCreateView(ApiView):
     @extend_schema(
         operation_id="contacts_list",
         tags=["address-book"],
@@ -130,7 +89,7 @@ class ContactListCreateView(TenantAPIView):
         return Response(ContactSerializer(contact).data, status=status.HTTP_201_CREATED)
 
 
-class ContactDetailView(TenantAPIView):
+class ContactDetailView(ApiView):
     @extend_schema(
         operation_id="contacts_retrieve",
         tags=["address-book"],
@@ -181,7 +140,7 @@ class ContactDetailView(TenantAPIView):
         return Response(ContactSerializer(contact).data)
 
 
-class ContactExportView(TenantAPIView):
+class ContactExportView(ApiView):
     @extend_schema(
         operation_id="contacts_export",
         tags=["address-book"],
@@ -216,7 +175,7 @@ class ContactExportView(TenantAPIView):
         return response
 
 
-class ContactStatsView(TenantAPIView):
+class ContactStatsView(ApiView):
     @extend_schema(
         operation_id="contacts_stats",
         tags=["address-book"],

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 
 from config import views
@@ -15,7 +16,12 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path(
         "api/schema/",
-        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        SpectacularAPIView.as_view(
+            permission_classes=[AllowAny],
+            authentication_classes=[],
+            # The schema is YAML or JSON (?format=json), unlike the JSON-only API.
+            content_negotiation_class=DefaultContentNegotiation,
+        ),
         name="schema",
     ),
     path(

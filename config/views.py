@@ -13,7 +13,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from addressbook.views import JSONOnlyNegotiation
 from config.errors import error_response
 from config.openapi import HealthSerializer, ReadinessSerializer
 from tenants.db import recently_unavailable_tenants
@@ -25,7 +24,6 @@ class OperationsView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
-    content_negotiation_class = JSONOnlyNegotiation
     http_method_names = ["get"]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rest_framework import serializers
 
-from accounts.serializers import StrictSerializer
+from config.api import StrictSerializer
 from tenants.models import Tenant
 
 

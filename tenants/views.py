@@ -11,7 +11,8 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsPlatformStaff
 from accounts.services import api_validation_error
-from accounts.views import NOT_FOUND, PAGE_PARAMETERS, ApiView, Pagination
+from accounts.views import NOT_FOUND, PAGE_PARAMETERS, Pagination
+from config.api import ApiView
 from config.errors import ServiceUnavailable
 from config.openapi import error_response
 from tenants.models import Tenant
