@@ -63,7 +63,7 @@ def tenant_database_unavailable(exc: BaseException) -> bool:
     tenant = get_current_tenant()
     if tenant is None or not db.connection_failed(tenant.alias):
         return False
-    db.record_database_failure(tenant.alias)
+    db.record_database_failure(tenant.alias, exc)
     return True
 
 

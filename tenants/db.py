@@ -299,13 +299,14 @@ def connection_failed(alias: str) -> bool:
         return True
 
 
-def record_database_failure(alias: str) -> None:
+def record_database_failure(alias: str, error: BaseException | None = None) -> None:
     """Open the circuit for `alias` and report it; the broken connection is dropped."""
     with _failures_lock:
         first = alias not in _failed_at
         _failed_at[alias] = time.monotonic()
     if first:
-        logger.error("Tenant database of %s is unavailable", slug_for(alias))
+        reason = str(error).strip().splitlines()[0] if error is not None and str(error) else ""
+        logger.error("Tenant database of %s is unavailable: %s", slug_for(alias), reason or "-")
     with contextlib.suppress(Exception):
         close_connection(alias)
     _share_failure(slug_for(alias), time.time())

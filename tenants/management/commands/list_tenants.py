@@ -18,8 +18,8 @@ def _pending(tenant: Tenant) -> int | str:
     try:
         register_tenant_database(tenant)
         return len(pending_migrations(tenant.alias))
-    except Exception:
-        record_database_failure(tenant.alias)
+    except Exception as exc:
+        record_database_failure(tenant.alias, exc)
         return "unreachable"
     finally:
         close_connection(tenant.alias)
