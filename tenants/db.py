@@ -290,6 +290,13 @@ def connection_failed(alias: str) -> bool:
     """True when this thread's connection to `alias` failed to open or was lost: Django
     flagged an error on it and it is not usable. A query error on a healthy connection
     (a lock timeout, a bad statement) is not a failure of the database."""
+    if not _lost(alias):
+        return False
+    # The main database failing too is not this tenant's outage.
+    return not _lost("default")
+
+
+def _lost(alias: str) -> bool:
     conn = getattr(connections._connections, alias, None)
     if conn is None or not conn.errors_occurred:
         return False
