@@ -84,6 +84,19 @@ def _equal(field: str, value) -> Q:
     return Q(**{f"{field}__isnull": True}) if value is None else Q(**{field: value})
 
 
+def _leading_bound(field: str, descending: bool, value) -> Q | None:
+    """A plain range on the first ordering column that every row after `value` satisfies
+    (`>=` ascending, `<=` descending), or None when NULLs would fall outside it.
+
+    The OR of `_beyond` alone is only a filter to the database: PostgreSQL then walks the
+    (field, id) index from its start, so a page 900,000 rows deep read 900,000 index
+    entries (2.7 s instead of 10 ms), and every keyset batch of an export did the same.
+    With this bound the index scan starts at the cursor."""
+    if value is None or (field in _NULLABLE_FIELDS and not descending):
+        return None  # ascending NULLs sort last: they are after any value, outside `>=`
+    return Q(**{f"{field}__lte" if descending else f"{field}__gte": value})
+
+
 def _beyond(terms: Sequence[str], values: Sequence, *, reverse: bool) -> Q:
     """Rows after `values` in the lexicographic ordering `terms` (before it if `reverse`)."""
     condition = Q(pk__in=[])
@@ -94,7 +107,9 @@ def _beyond(terms: Sequence[str], values: Sequence, *, reverse: bool) -> Q:
         if after is not None:
             condition |= prefix & after
         prefix &= _equal(field, value)
-    return condition
+    first, descending = _field(terms[0])
+    bound = _leading_bound(first, descending != reverse, values[0])
+    return condition if bound is None else bound & condition
 
 
 def _key(row, terms: Sequence[str]) -> tuple:
