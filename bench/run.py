@@ -584,8 +584,19 @@ def sc_open(ctx: Context, run: int) -> dict:
     }
 
 
+def tenant_sessions() -> int:
+    """New sessions so far on all bench tenant databases."""
+    with admin_conn() as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(sessions), 0) FROM pg_stat_database WHERE datname LIKE %s",
+            [PREFIX.replace("_", r"\_") + "%"],
+        ).fetchone()
+    return int(row[0])
+
+
 def sc_round_robin(ctx: Context, run: int) -> dict:
     one = sc_list(ctx, run)["rps"]
+    sessions = tenant_sessions()
     many = wrk(
         HTTP_PORT,
         LIST_PATH,
@@ -595,7 +606,14 @@ def sc_round_robin(ctx: Context, run: int) -> dict:
         script_args=[str(RAW / "hosts-rr.txt")],
         tag=f"rr-{run}",
     )
-    return {"ratio": many["rps"] / one, "rps_many": many["rps"], "rps_one": one, **_err(many)}
+    opened = tenant_sessions() - sessions
+    return {
+        "ratio": many["rps"] / one,
+        "rps_many": many["rps"],
+        "rps_one": one,
+        "sessions_per_req": opened / max(1, many["requests"]),
+        **_err(many),
+    }
 
 
 def _err(r: dict) -> dict:
@@ -1020,6 +1038,23 @@ def scenarios(mode: Mode) -> list[Scenario]:
 
 
 HTTP_SCENARIOS = {"list", "open", "round_robin", "bypass", "login", "deep", "daphne"}
+# HTTP scenarios first (round-robin last of them: it fans out tenant connections), then
+# the ones that start their own processes.
+ORDER = [
+    "list",
+    "open",
+    "bypass",
+    "login",
+    "deep",
+    "daphne",
+    "round_robin",
+    "provision",
+    "migrate",
+    "rss",
+    "export",
+    "ws",
+    "logcall",
+]
 
 
 def run_scenario(ctx: Context, sc: Scenario) -> list[Row]:
@@ -1101,7 +1136,9 @@ def annotate(rows: list[Row], mode: Mode) -> None:
         if row.key == "round_robin.ratio" and runs:
             row.note = (
                 f"1 tenant {[round(r['rps_one']) for r in runs]} req/s, "
-                f"{mode.rr_tenants} tenants {[round(r['rps_many']) for r in runs]}. {row.note}"
+                f"{mode.rr_tenants} tenants {[round(r['rps_many']) for r in runs]}; new DB "
+                f"sessions per request {[round(r['sessions_per_req'], 2) for r in runs]}. "
+                f"{row.note}"
             ).strip()
         if row.key == "bypass.ratio" and runs:
             row.note = f"bypass {[round(r['rps_bypass']) for r in runs]} req/s. {row.note}".strip()
@@ -1162,19 +1199,30 @@ def main(argv: list[str] | None = None) -> int:
     idle_before = foreign_load()
     say(f"{mode.name} mode; load {idle_before}")
     chosen = [s for s in scenarios(mode) if not args.only or s.key in args.only]
+    chosen.sort(key=lambda s: ORDER.index(s.key))
     rows: list[Row] = []
     try:
         setup(ctx)
-        needs_http = any(s.key in HTTP_SCENARIOS for s in chosen)
         with contextlib.ExitStack() as stack:
-            if needs_http:
-                ctx.http_server = stack.enter_context(gunicorn(ctx, HTTP_PORT))
-                warm(ctx)
             if any(s.key == "ws" for s in chosen):
                 stack.enter_context(daphne(ctx, WS_PORT))
             for sc in chosen:
+                # The 2-worker HTTP server runs only for the scenarios that use it, and is
+                # restarted after the round-robin one: its workers keep up to
+                # TENANT_MAX_OPEN_CONNECTIONS tenant connections each, and PostgreSQL's
+                # max_connections (100 here) is shared with everything else.
+                if sc.key in HTTP_SCENARIOS and ctx.http_server is None:
+                    ctx.http_server = gunicorn(ctx, HTTP_PORT).__enter__()
+                    warm(ctx)
+                elif sc.key not in HTTP_SCENARIOS:
+                    stop_http(ctx)
                 say(f"scenario {sc.key}: {sc.title}")
-                rows.extend(run_scenario(ctx, sc))
+                try:
+                    rows.extend(run_scenario(ctx, sc))
+                finally:
+                    if sc.key == "round_robin":
+                        stop_http(ctx)
+            stop_http(ctx)
     finally:
         if not args.keep:
             with contextlib.suppress(Exception):
@@ -1211,6 +1259,12 @@ def main(argv: list[str] | None = None) -> int:
     say(f"wrote bench/results/{args.output}.md and .json in {meta['duration_s']} s")
     print(render_markdown(rows, machine, meta))
     return 1 if any(row.error for row in rows) else 0
+
+
+def stop_http(ctx: Context) -> None:
+    if ctx.http_server is not None:
+        ctx.http_server.__exit__(None, None, None)
+        ctx.http_server = None
 
 
 def warm(ctx: Context) -> None:
