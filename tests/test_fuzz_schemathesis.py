@@ -17,10 +17,12 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core.parameters import ParameterLocation
 
 from accounts.models import User
 from accounts.tokens import issue_tokens
 from tenants.context import use_tenant
+from tests.leak_collector import collector
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -60,6 +62,13 @@ def keep_test_connections():
 
 
 @pytest.fixture
+def _fuzzed_secrets():
+    """The fuzzer's made-up passwords are nobody's secrets (tests/leak_collector.py)."""
+    with collector.fuzzed_input():
+        yield
+
+
+@pytest.fixture
 def fuzz_settings(settings, keep_test_connections):
     # The fuzzer logs in many times a minute from one address; throttles are tested elsewhere.
     settings.LOGIN_RATE_LIMIT_PER_MINUTE = 0
@@ -68,7 +77,7 @@ def fuzz_settings(settings, keep_test_connections):
 
 
 @pytest.fixture
-def headers(acme, make_user, fuzz_settings):
+def headers(acme, make_user, fuzz_settings, _fuzzed_secrets):
     """A fresh token per call: a fuzzed logout or password change must not end the run."""
     admin = make_user(acme, "fuzzadmin", role=User.Role.ADMIN)
     make_user(acme, "fuzzmember")
@@ -82,9 +91,11 @@ def headers(acme, make_user, fuzz_settings):
 
 
 def auth_headers(case, valid: dict) -> dict:
-    """The valid token, unless the case carries credentials of its own (a generated invalid
-    one, to check that it is refused)."""
-    if any(name.lower() == "authorization" for name in case.headers or {}):
+    """The valid token, unless the case carries credentials of its own or left them out on
+    purpose (a generated invalid or missing one, to check that it is refused)."""
+    own = any(name.lower() == "authorization" for name in case.headers or {})
+    negative = case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER)
+    if own or negative:
         return {"Host": valid["Host"]}
     return valid
 
@@ -134,6 +145,7 @@ def test_stateful_sequences_conform_to_the_schema(state_machine):
             stateful_step_count=STATEFUL_STEPS,
             deadline=None,
             derandomize=True,
+            database=None,
             suppress_health_check=list(HealthCheck),
         )
     )
