@@ -43,8 +43,12 @@ def error_body(status_code: int, message: str, details: dict | None = None) -> d
 def error_response(
     status_code: int, message: str, details: dict | None = None, headers: dict | None = None
 ) -> JsonResponse:
+    # Compact, like DRF's own responses: {"status":401,"error":"Unauthorized",...}.
     return JsonResponse(
-        error_body(status_code, message, details), status=status_code, headers=headers
+        error_body(status_code, message, details),
+        status=status_code,
+        headers=headers,
+        json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
     )
 
 

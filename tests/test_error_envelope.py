@@ -25,3 +25,10 @@ def test_platform_api_unknown_path_is_a_json_404(acme):
 def test_non_api_paths_keep_django_pages(acme):
     response = client_for("acme.test").get("/no-such-page")
     assert response.status_code == HTTPStatus.NOT_FOUND
+
+
+def test_error_body_is_compact_json_as_clients_see_it(acme):
+    response = client_for("acme.test").get("/api/address-book")
+    assert response.content == (
+        b'{"status":401,"error":"Unauthorized","message":"Missing authorization header"}'
+    )
