@@ -7,11 +7,12 @@ and Django's error handlers), never as an HTML page or a bare `{"detail": ...}`.
 import logging
 from http import HTTPStatus
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
+
+from config.middleware import HybridMiddleware
 
 logger = logging.getLogger("config.errors")
 
@@ -172,29 +173,12 @@ _DEFAULT_MESSAGES = {
 }
 
 
-class ApiErrorMiddleware:
+class ApiErrorMiddleware(HybridMiddleware):
     """Under `/api/`, every error leaves in the envelope: Django's own HTML responses (an
     unknown URL, a wrong method, a too-large body, DEBUG pages) are replaced, and an
     unhandled exception becomes a logged 500 without a traceback in the body."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self.__acall__(request)
-        return self.process_response(request, self.get_response(request))
-
-    async def __acall__(self, request):
-        return self.process_response(request, await self.get_response(request))
-
-    def process_response(self, request, response):
+    def after(self, request, response):
         if (
             request.path_info.startswith("/api/")
             and response.status_code >= 400

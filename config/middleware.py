@@ -36,7 +36,8 @@ class HybridMiddleware:
     """Middleware that runs in the sync (WSGI) and the async (ASGI) chain alike, with no
     thread hop. Subclasses fill in three hooks:
 
-    - `before(request)`: may return a response, which then skips the rest of the chain;
+    - `before(request)`: may return a response, which then skips the rest of the chain
+      (`abefore` is its async form, for work that must leave the event loop);
     - `around(request)`: a context manager held while the inner chain runs (a ContextVar
       must be set and reset in the same call);
     - `after(request, response)`: returns the response to send, early answers included.
@@ -61,7 +62,7 @@ class HybridMiddleware:
         return self.after(request, response)
 
     async def __acall__(self, request):
-        response = self.before(request)
+        response = await self.abefore(request)
         if response is None:
             with self.around(request):
                 response = await self.get_response(request)
@@ -69,6 +70,9 @@ class HybridMiddleware:
 
     def before(self, request):
         return None
+
+    async def abefore(self, request):
+        return self.before(request)
 
     def around(self, request) -> AbstractContextManager:
         return nullcontext()

@@ -8,12 +8,13 @@ no tenant, whatever the host. The ContextVar is set and reset inside the same `_
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 
 from config.errors import error_response, tenant_database_unavailable_response
+from config.middleware import HybridMiddleware
 from config.network import peer_is_trusted_proxy
 from tenants.context import use_tenant
 from tenants.db import circuit_open, note_connection_used
@@ -94,42 +95,36 @@ def resolve_request(request: HttpRequest, *, allow_queries: bool = True) -> Tena
     return _decide(None)
 
 
-class TenantMiddleware:
-    sync_capable = True
-    async_capable = True
+class TenantMiddleware(HybridMiddleware):
+    def before(self, request: HttpRequest):
+        return self._admit(request, resolve_request(request))
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest):
-        if self.is_async:
-            return self.__acall__(request)
-        resolution = resolve_request(request)
-        if resolution.error is not None:
-            return resolution.error
-        if resolution.tenant is not None and circuit_open(resolution.tenant.alias):
-            return tenant_database_unavailable_response()
-        request.tenant = resolution.tenant
-        with use_tenant(resolution.tenant):
-            response = self.get_response(request)
-        if resolution.tenant is not None:
-            note_connection_used(resolution.tenant.alias)
-        return response
-
-    async def __acall__(self, request: HttpRequest):
+    async def abefore(self, request: HttpRequest):
+        # A warm cache answers without a query; only a miss leaves the event loop.
         resolution = resolve_request(request, allow_queries=False)
         if resolution is None:
             resolution = await sync_to_async(resolve_request)(request)
+        return self._admit(request, resolution)
+
+    @staticmethod
+    def _admit(request: HttpRequest, resolution: TenantResolution):
         if resolution.error is not None:
             return resolution.error
         if resolution.tenant is not None and circuit_open(resolution.tenant.alias):
             return tenant_database_unavailable_response()
         request.tenant = resolution.tenant
-        with use_tenant(resolution.tenant):
-            return await self.get_response(request)
+        return None
+
+    def around(self, request: HttpRequest):
+        return use_tenant(request.tenant)
+
+    def after(self, request: HttpRequest, response):
+        tenant = getattr(request, "tenant", None)
+        # The connection bound is per thread; under ASGI the view ran in another thread and
+        # its connections close at the end of the request anyway.
+        if tenant is not None and not self.is_async:
+            note_connection_used(tenant.alias)
+        return response
 
 
 def resolve_scope(scope: dict) -> TenantResolution:
