@@ -366,13 +366,17 @@ def main(argv: list[str] | None = None) -> int:
         proc, handle = start_gunicorn(env, port, args.workers, log)
         tokens = {}
         for slug in slugs:
-            status, data = request(
-                port,
-                "POST",
-                "/api/auth/login",
-                f"{slug}.localhost",
-                body={"username_or_email": ADMIN_USER, "password": ADMIN_PASSWORD},
-            )
+            for attempt in range(10):  # a 503 is a shared server out of connections: wait
+                status, data = request(
+                    port,
+                    "POST",
+                    "/api/auth/login",
+                    f"{slug}.localhost",
+                    body={"username_or_email": ADMIN_USER, "password": ADMIN_PASSWORD},
+                )
+                if status != 503:
+                    break
+                time.sleep(1 + attempt)
             assert status == 200, (slug, status, data[:200])
             tokens[slug] = json.loads(data)["access"]
         say(f"gunicorn ({args.workers} workers) on :{port}; {len(tokens)} tenants logged in")
