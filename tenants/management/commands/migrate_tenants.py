@@ -1,8 +1,9 @@
 from concurrent.futures import ThreadPoolExecutor
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS
 
+from tenants.db import close_connection
 from tenants.models import Tenant
 from tenants.selectors import tenant_list
 from tenants.services import ensure_template, migrate_tenant, redact
@@ -62,7 +63,12 @@ class Command(BaseCommand):
             self.stderr.write(f"{tenant.slug}: FAILED: {redact(str(exc))}")
             return tenant.slug, False
         finally:
-            connections.close_all()
+            # Only what this thread may have opened: the tenant's connection (migrate_tenant
+            # closes it too) and the main database's. `connections.close_all()` visited every
+            # registered alias, one per tenant already migrated, so a run with nothing pending
+            # grew quadratically (about a third of 1,000 tenants' run time in a py-spy profile).
+            for alias in (tenant.alias, DEFAULT_DB_ALIAS):
+                close_connection(alias)
         if applied:
             self.stdout.write(f"{tenant.slug}: applied {applied} migration(s)")
         else:
