@@ -81,6 +81,7 @@ class Context:
     tokens: dict[str, str] = field(default_factory=dict)
     bypass_token: str = ""
     http_server: Server | None = None
+    ws_server: Server | None = None
     profile: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.time)
     log: list[str] = field(default_factory=list)
@@ -852,6 +853,8 @@ def sc_ws(ctx: Context, run: int) -> dict:
             raise RuntimeError("WebSocket clients did not connect")
         time.sleep(0.1)
     time.sleep(0.5)
+    pids = [ctx.ws_server.proc.pid] if ctx.ws_server and ctx.ws_server.proc else []
+    profilers = profile_pids(ctx, "ws", run, pids + [p.pid for p, _, _ in clients], 20)
     gen = subprocess.run(
         [
             PY,
@@ -872,6 +875,8 @@ def sc_ws(ctx: Context, run: int) -> dict:
         timeout=mode.ws_seconds + 120,
         check=True,
     )
+    for proc in profilers:
+        proc.wait(timeout=60)
     generated = json.loads(gen.stdout.strip().splitlines()[-1])
     # Clients stop once they have everything, or 10 s after the generator finished.
     grace = time.time() + 10
@@ -1205,7 +1210,7 @@ def main(argv: list[str] | None = None) -> int:
         setup(ctx)
         with contextlib.ExitStack() as stack:
             if any(s.key == "ws" for s in chosen):
-                stack.enter_context(daphne(ctx, WS_PORT))
+                ctx.ws_server = stack.enter_context(daphne(ctx, WS_PORT))
             for sc in chosen:
                 # The 2-worker HTTP server runs only for the scenarios that use it, and is
                 # restarted after the round-robin one: its workers keep up to
