@@ -129,7 +129,9 @@ TENANT_DB_PREFIX = env.str("TENANT_DB_PREFIX", default="tenant_")
 TENANT_SQLITE_DIR = Path(env.str("TENANT_SQLITE_DIR", default=str(VAR_DIR / "tenants")))
 if TESTING:
     # The suite only ever creates or touches databases whose names carry the test prefix.
-    TENANT_DB_PREFIX = f"test_{TENANT_DB_PREFIX}{TEST_RUN_TAG + '_' if TEST_RUN_TAG else ''}"
+    # Every run has a tag ("main" when none is given), so one run's clean-up pattern
+    # (<prefix>%) can never match another run's databases.
+    TENANT_DB_PREFIX = f"test_{TENANT_DB_PREFIX}{TEST_RUN_TAG or 'main'}_"
     TENANT_SQLITE_DIR = VAR_DIR / "test-tenants" / (TEST_RUN_TAG or "default")
 TENANT_BASE_DOMAIN = env.str("TENANT_BASE_DOMAIN", default="localhost")
 TENANT_DEFAULT = env.str("TENANT_DEFAULT", default="")
