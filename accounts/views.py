@@ -3,10 +3,9 @@ and the platform staff login. Views validate, call a service or selector, serial
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
@@ -26,7 +25,7 @@ from accounts.serializers import (
     UserSerializer,
     UserUpdateSerializer,
 )
-from config.api import ApiView
+from config.api import NOT_FOUND, PAGE_PARAMETERS, ApiView
 from config.network import client_ip
 from config.openapi import error_response
 from tenants.context import get_current_tenant
@@ -35,19 +34,6 @@ from tenants.context import get_current_tenant
 class PublicView(ApiView):
     authentication_classes = []
     permission_classes = [AllowAny]
-
-
-class Pagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-
-PAGE_PARAMETERS = [
-    OpenApiParameter("page", int, description="1-based page number (404 past the last page)."),
-    OpenApiParameter("page_size", int, description="Items per page (default 50, max 500)."),
-]
-NOT_FOUND = error_response("`Not found`: no such item, or a page past the last one.")
 
 
 def _validated(serializer_class, data) -> dict:
@@ -166,9 +152,7 @@ class UserListView(ApiView):
         responses={200: UserPageSerializer, 404: NOT_FOUND},
     )
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.user_list(), request, view=self)
-        return paginator.get_paginated_response(UserSerializer(page, many=True).data)
+        return self.paginated(selectors.user_list(), UserSerializer)
 
     @extend_schema(
         operation_id="users_create",

@@ -8,10 +8,13 @@ field.
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.views import APIView
 
 from config.errors import TenantAccessDenied
+from config.openapi import error_response as openapi_error
 from tenants.context import get_current_tenant
 
 TENANT_FIELDS = frozenset({"tenant", "tenant_id"})
@@ -44,6 +47,19 @@ def check_tenant_claims(request) -> exceptions.APIException | None:
     return body_error
 
 
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", int, description="1-based page number (404 past the last page)."),
+    OpenApiParameter("page_size", int, description="Items per page (default 50, max 500)."),
+]
+NOT_FOUND = openapi_error("`Not found`: no such item, or a page past the last one.")
+
+
 class ApiView(APIView):
     """The base of the project's API views: tenant claims first, then DRF's
     authentication and permissions; a failed authentication is a 401 with a Bearer
@@ -57,6 +73,12 @@ class ApiView(APIView):
 
     def get_authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+    def paginated(self, queryset, serializer_class):
+        """A page of `queryset` as `{count, next, previous, results}`."""
+        paginator = Pagination()
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 class RejectUnknownFieldsMixin:

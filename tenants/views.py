@@ -11,8 +11,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsPlatformStaff
 from accounts.services import api_validation_error
-from accounts.views import NOT_FOUND, PAGE_PARAMETERS, Pagination
-from config.api import ApiView
+from config.api import NOT_FOUND, PAGE_PARAMETERS, ApiView
 from config.errors import ServiceUnavailable
 from config.openapi import error_response
 from tenants.models import Tenant
@@ -53,9 +52,7 @@ class TenantListView(PlatformView):
         responses={200: TenantPageSerializer, 404: NOT_FOUND},
     )
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(tenant_list(), request, view=self)
-        return paginator.get_paginated_response(TenantSerializer(page, many=True).data)
+        return self.paginated(tenant_list(), TenantSerializer)
 
     @extend_schema(
         operation_id="tenants_create",
