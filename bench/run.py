@@ -1189,10 +1189,13 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="append", default=[], help="py-spy the HTTP workers in KEY's run 0"
     )
     parser.add_argument(
-        "--output", default="latest", help="result file stem in bench/results/ (latest)"
+        "--output",
+        default="",
+        help="result file stem in bench/results/ (default: latest, or quick with --quick)",
     )
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
+    args.output = args.output or ("quick" if args.quick else "latest")
     if args.runs:
         mode.runs = args.runs
     if args.big_contacts:
