@@ -295,12 +295,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "text": {"format": "[{asctime}] {levelname} [{name}] {message}", "style": "{"},
+        "json": {"()": "logstream.formatters.JsonLinesFormatter"},
     },
     "filters": {"redact": {"()": "logstream.redaction.RedactingFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "text",
+            "stream": "ext://sys.stdout",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
             "filters": ["redact"],
         },
         # Publishes to the live log stream (logstream.handlers); never blocks the caller.

@@ -134,3 +134,32 @@ def test_admin_index_links_to_the_log_viewer(staff_client):
     response = staff_client.get("/admin/")
     assert response.status_code == HTTPStatus.OK
     assert 'href="/admin/logs/"' in response.content.decode()
+
+
+def test_log_format_json_writes_one_json_object_per_line(acme, make_user, bearer):
+    import io
+    import json
+    import logging
+
+    from logstream.formatters import JsonLinesFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLinesFormatter())
+    access = logging.getLogger("logstream.access")
+    access.addHandler(handler)
+    try:
+        user = make_user(acme, "ann")
+        client_for("acme.test").get(
+            "/api/auth/me", HTTP_X_REQUEST_ID="req-json-1", **bearer(user, acme)
+        )
+    finally:
+        access.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    event = json.loads(lines[0])
+    assert set(event) == {"timestamp", "level", "target", "message", "tenant", "request_id"}
+    assert event["tenant"] == "acme"
+    assert event["request_id"] == "req-json-1"
+    assert event["target"] == "logstream.access"
+    assert event["message"].startswith("GET /api/auth/me 200")
