@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.environment import server_env
 from bench.report import Row, Target, parse_wrk, percentile, render_json, render_markdown
 from bench.report import summarize as summarize_runs
 
@@ -93,30 +94,9 @@ def say(message: str) -> None:
 
 # --- environment --------------------------------------------------------------------------
 def bench_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TESTING"))}
-    env.update(
-        {
-            "APP_ENV": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "JWT_SECRET": secrets.token_urlsafe(48),
-            "ALLOWED_HOSTS": ".localhost,localhost,127.0.0.1",
-            "SECURE_SSL_REDIRECT": "false",
-            "DEBUG": "false",
-            "DATABASE_URL": f"{PG_SERVER}/{MAIN_DB}",
-            "TENANT_DB_PREFIX": PREFIX,
-            "CONN_MAX_AGE": "60",
-            "REDIS_URL": REDIS_URL,
-            "RATE_LIMIT_PER_MINUTE": "0",
-            "LOGIN_RATE_LIMIT_PER_MINUTE": "1000000",
-            "LOGIN_LOCKOUT_THRESHOLD": "1000000",
-            "ACCESS_TOKEN_TTL": "86400",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "PYTHONUNBUFFERED": "1",
-        }
+    return server_env(
+        database_url=f"{PG_SERVER}/{MAIN_DB}", tenant_prefix=PREFIX, redis_url=REDIS_URL
     )
-    for key in ("TENANT_DEFAULT", "TENANT_DATABASE_URL", "TEST_RUN_TAG"):
-        env.pop(key, None)
-    return env
 
 
 def machine_info() -> dict:

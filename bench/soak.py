@@ -32,6 +32,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.environment import server_env
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -48,33 +50,14 @@ def say(message: str) -> None:
 
 
 def soak_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TESTING"))}
-    for key in ("TENANT_DEFAULT", "TENANT_DATABASE_URL", "TEST_RUN_TAG"):
-        env.pop(key, None)
-    env.update(
-        {
-            "APP_ENV": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "JWT_SECRET": secrets.token_urlsafe(48),
-            "ALLOWED_HOSTS": ".localhost,localhost,127.0.0.1",
-            "SECURE_SSL_REDIRECT": "false",
-            "DEBUG": "false",
-            "DATABASE_URL": f"{PG_SERVER}/{MAIN_DB}",
-            "TENANT_DB_PREFIX": PREFIX,
-            "CONN_MAX_AGE": "60",
-            # 4 workers x (8 tenant + 1 main) connections stay well under PostgreSQL's 100.
-            "TENANT_MAX_OPEN_CONNECTIONS": "8",
-            "REDIS_URL": REDIS_URL,
-            "RATE_LIMIT_PER_MINUTE": "0",
-            "LOGIN_RATE_LIMIT_PER_MINUTE": "1000000",
-            "LOGIN_LOCKOUT_THRESHOLD": "1000000",
-            "ACCESS_TOKEN_TTL": "86400",
-            "LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "PYTHONUNBUFFERED": "1",
-        }
+    return server_env(
+        database_url=f"{PG_SERVER}/{MAIN_DB}",
+        tenant_prefix=PREFIX,
+        redis_url=REDIS_URL,
+        # 4 workers x (8 tenant + 1 main) connections stay well under PostgreSQL's 100.
+        TENANT_MAX_OPEN_CONNECTIONS="8",
+        LOG_LEVEL="WARNING",
     )
-    return env
 
 
 # --- databases ----------------------------------------------------------------------------
