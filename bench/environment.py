@@ -37,3 +37,20 @@ def server_env(
         }
     )
     return env
+
+
+def gunicorn_argv(gunicorn: str, port: int, workers: int, *extra: str) -> list[str]:
+    """The production HTTP command (Dockerfile, docker-compose.yml) on a loopback port."""
+    return [
+        gunicorn,
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--timeout",
+        "300",
+        "--access-logfile",
+        "-",
+        *extra,
+    ]

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.environment import server_env
+from bench.environment import gunicorn_argv, server_env
 from bench.report import Row, Target, parse_wrk, percentile, render_json, render_markdown
 from bench.report import summarize as summarize_runs
 
@@ -223,18 +223,7 @@ def gunicorn(
     env = {**ctx.env, "DJANGO_SETTINGS_MODULE": settings}
     if settings != "config.settings":
         env["BENCH_BYPASS_DATABASE_URL"] = f"{PG_SERVER}/{PREFIX}{BENCH_SLUG}"
-    # The production command (Dockerfile, docker-compose.yml): sync workers, access log.
-    argv = [
-        str(VENV_BIN / "gunicorn"),
-        "config.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--access-logfile",
-        "-",
-        *extra,
-    ]
+    argv = gunicorn_argv(str(VENV_BIN / "gunicorn"), port, workers, *extra)
     return Server(f"gunicorn-{port}", argv, env, port)
 
 
@@ -737,9 +726,7 @@ def sc_deep(ctx: Context, run: int) -> dict:
 
 
 def sc_export(ctx: Context, run: int) -> dict:
-    # The production command keeps gunicorn's 30 s worker timeout, which kills a sync
-    # worker still streaming; the bench raises it so the figure exists (see the note).
-    with gunicorn(ctx, SINGLE_PORT, workers=1, extra=("--timeout", "600")) as server:
+    with gunicorn(ctx, SINGLE_PORT, workers=1) as server:
         worker = server.workers()[0]
         profilers = profile_pids(ctx, "export", run, [worker], 30)
         # Warm the worker (imports, connections) before the baseline.
@@ -1144,9 +1131,8 @@ def annotate(rows: list[Row], mode: Mode) -> None:
             row.note = "figures of bench/README.md 'server model'. " + row.note
         if row.key == "export.rows_per_s" and runs:
             row.note = (
-                f"seconds {[round(r['seconds'], 1) for r in runs]}; run with --timeout 600: "
-                "gunicorn's default 30 s worker timeout (the production command) kills a sync "
-                f"worker streaming for longer. {row.note}"
+                f"seconds {[round(r['seconds'], 1) for r in runs]} (the production worker "
+                f"timeout is 300 s). {row.note}"
             ).strip()
         if row.key == "list.rps" and runs:
             row.note = (

@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.environment import server_env
+from bench.environment import gunicorn_argv, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -133,16 +133,7 @@ def rss_kib(pid: int) -> int:
 
 
 def start_gunicorn(env: dict[str, str], port: int, workers: int, log: Path):
-    argv = [
-        str(VENV_BIN / "gunicorn"),
-        "config.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--access-logfile",
-        "-",
-    ]
+    argv = gunicorn_argv(str(VENV_BIN / "gunicorn"), port, workers)
     handle = log.open("ab")
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
