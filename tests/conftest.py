@@ -29,6 +29,11 @@ from tests.leak_collector import collector
 
 SESSION_TENANTS = {"acme": "Acme Corp", "globex": "Globex Inc"}
 PASSWORD = "Sup3r-Secret-pw"
+# A contact's fields, in the order API.md's address book shows them (and the CSV header).
+CONTACT_FIELDS = [
+    "id", "name", "email", "phone", "address", "gender", "age", "notes", "created_at",
+    "updated_at",
+]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items):
