@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.core.cache import cache
@@ -23,6 +24,29 @@ def user_list() -> QuerySet[User]:
 
 def user_get(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id).first()
+
+
+@functools.cache
+def _user_for_token_sql() -> str:
+    return (
+        f'SELECT u.*, EXISTS (SELECT 1 FROM "{RevokedToken._meta.db_table}" r'
+        f' WHERE r."jti" = %s) AS "token_revoked" FROM "{User._meta.db_table}" u'
+        f' WHERE u."id" = %s'
+    )
+
+
+def user_for_token(*, user_id: int, jti: str) -> User | None:
+    """The user `user_id` of the active database with `token_revoked` set to whether `jti`
+    is on the deny list, read in one query; None when there is no such user.
+
+    This runs on every authenticated request, so it is one raw statement (valid on
+    PostgreSQL and SQLite alike; the raw queryset still applies the backend's value
+    converters) instead of the ORM's `annotate(Exists(...))`, whose compilation cost about
+    0.4 ms of CPU a request."""
+    for user in User.objects.raw(_user_for_token_sql(), [jti, user_id]):
+        user.token_revoked = bool(user.token_revoked)
+        return user
+    return None
 
 
 def user_find_for_login(*, username_or_email: str) -> User | None:

@@ -2,6 +2,9 @@
 of the list, export and stats endpoints."""
 
 import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from django.core.validators import RegexValidator
 from rest_framework import serializers
@@ -79,6 +82,26 @@ class ContactSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
             if field in values and values[field] is None:
                 values[field] = ""
         return values
+
+
+def api_datetime(value: datetime) -> str:
+    """A datetime as ContactSerializer writes it: ISO 8601 in UTC with a `Z` (TIME_ZONE is
+    UTC), without DRF's time-zone lookup per value."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def contact_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """`ContactSerializer(contacts, many=True).data` for contacts read as `.values()` dicts
+    of EXPORT_FIELDS, built directly. DRF's field-by-field representation was the largest
+    single cost of a list page (about 1.3 ms of CPU for 50 rows); a test holds the two
+    equal."""
+    return [
+        {
+            field: api_datetime(value) if isinstance(value, datetime) else value
+            for field, value in ((field, row[field]) for field in EXPORT_FIELDS)
+        }
+        for row in rows
+    ]
 
 
 class ContactFilterSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from addressbook.serializers import (
     ContactResultSerializer,
     ContactSerializer,
     ContactStatsSerializer,
+    contact_rows,
 )
 from config.api import ApiView
 from config.openapi import error_response
@@ -62,7 +63,7 @@ class ContactListCreateView(ApiView):
     def get(self, request):
         params = _query(ContactPageSerializer, request)
         page = pagination.paginate(
-            selectors.contact_list(filters=params),
+            selectors.contact_list(filters=params).values(*selectors.EXPORT_FIELDS),
             ordering=selectors.contact_ordering(params),
             page_size=params.get("page_size", DEFAULT_PAGE_SIZE),
             cursor=params.get("cursor"),
@@ -71,7 +72,7 @@ class ContactListCreateView(ApiView):
             {
                 "next": _page_link(request, page.next_cursor),
                 "previous": _page_link(request, page.previous_cursor),
-                "results": ContactSerializer(page.items, many=True).data,
+                "results": contact_rows(page.items),
             }
         )
 

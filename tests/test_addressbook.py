@@ -138,6 +138,39 @@ def test_writes_are_logged_without_personal_data(api, ann, addressbook_log):
         assert "Gil" not in line and "gil@x.org" not in line and "private" not in line
 
 
+def test_list_rows_equal_the_serializers_representation(acme, make_contact):
+    """The list endpoint builds its rows directly (`contact_rows`); they must stay exactly
+    what ContactSerializer writes, for every field and value shape."""
+    from datetime import UTC, datetime
+
+    from addressbook.selectors import EXPORT_FIELDS
+    from addressbook.serializers import ContactSerializer, contact_rows
+
+    make_contact(acme, "Plain")
+    make_contact(
+        acme,
+        'Zoë "quoted", =formula',
+        email="zoe@example.com",
+        phone="+1 (555) 010-9999",
+        address="1 Main St\nFloor 2",
+        gender="female",
+        age=0,
+        notes="ünïcødé ✓",
+    )
+    make_contact(acme, "Old", age=130, gender="other")
+    with use_tenant(acme):
+        # A whole-second timestamp: isoformat() then omits the fraction, in both paths.
+        Contact.objects.filter(name="Old").update(
+            created_at=datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+        )
+        contacts = list(Contact.objects.order_by("id"))
+        rows = list(Contact.objects.order_by("id").values(*EXPORT_FIELDS))
+    expected = ContactSerializer(contacts, many=True).data
+    assert contact_rows(rows) == [dict(item) for item in expected]
+    assert [list(row) for row in contact_rows(rows)] == [list(item) for item in expected]
+    assert contact_rows(rows)[2]["created_at"] == "2020-01-02T03:04:05Z"
+
+
 # --- Validation -----------------------------------------------------------------------------
 
 VALID = {

@@ -45,3 +45,38 @@ def test_token_of_another_tenant_with_the_same_user_id_is_403(acme, globex, make
         "error": "Forbidden",
         "message": "Tenant access denied",
     }
+
+
+@pytest.mark.parametrize(
+    "user_id", ["abc", "", 1.5, True, -1, 0, 2**70, None, [1], {"id": 1}, "1 OR 1=1", 999]
+)
+def test_signed_token_with_a_bad_or_unknown_user_id_is_401(acme, make_user, user_id):
+    """The user lookup is one hand-written statement; whatever a correctly signed token
+    carries as `user_id`, the answer is 401 `Invalid token`, never a 500."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from tenants.context import use_tenant
+
+    ann = make_user(acme, "ann")
+    with use_tenant(acme):
+        token = AccessToken.for_user(ann)
+    token["tenant"] = "acme"
+    token["user_id"] = user_id
+    response = client_for("acme.test").get("/api/_whoami", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json()["message"] == "Invalid token"
+
+
+def test_string_user_id_of_a_real_user_authenticates(acme, make_user):
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from tenants.context import use_tenant
+
+    ann = make_user(acme, "ann")
+    with use_tenant(acme):
+        token = AccessToken.for_user(ann)
+    token["tenant"] = "acme"
+    token["user_id"] = str(ann.pk)
+    response = client_for("acme.test").get("/api/_whoami", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == HTTPStatus.OK
+    assert response.json()["user"] == "ann"
