@@ -6,11 +6,12 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from functools import cache
 
 from django.conf import settings
 from django.core.cache import cache as shared_cache
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
@@ -135,10 +136,42 @@ def expected_tenant_migrations() -> frozenset[tuple[str, str]]:
     return frozenset(key for key in loader.graph.nodes if key[0] in labels)
 
 
+def applied_migrations(alias: str) -> set[tuple[str, str]]:
+    """`(app, name)` of every migration recorded on `alias`, in one query.
+
+    `MigrationRecorder.applied_migrations()` lists the database's tables first (a catalog
+    query that costs a fresh PostgreSQL session as much as the connection itself: 40% of
+    `migrate_tenants` in a py-spy profile); here the table is only looked for when the read
+    fails, as it does on a database never migrated.
+    """
+    connection = connections[alias]
+    connection.ensure_connection()  # a connection failure is not a missing table
+    table = connection.ops.quote_name(MigrationRecorder.Migration._meta.db_table)
+    # Inside a transaction, a savepoint keeps a failed read from aborting it.
+    guard = transaction.atomic(using=alias) if connection.in_atomic_block else nullcontext()
+    try:
+        with guard, connection.cursor() as cursor:
+            cursor.execute(f"SELECT app, name FROM {table}")
+            return set(cursor.fetchall())
+    except DatabaseError:
+        if MigrationRecorder(connection).has_table():
+            raise
+        return set()
+
+
 def pending_migrations(alias: str) -> list[tuple[str, str]]:
-    """Migrations of the tenant apps not yet applied on `alias` (a cheap query or two)."""
-    applied = set(MigrationRecorder(connections[alias]).applied_migrations())
-    return sorted(expected_tenant_migrations() - applied)
+    """Migrations of the tenant apps not yet applied on `alias` (one cheap query)."""
+    return sorted(expected_tenant_migrations() - applied_migrations(alias))
+
+
+def tenant_pending_migrations(tenant: Tenant) -> list[tuple[str, str]]:
+    """`pending_migrations` of the tenant's database, read on a connection of this thread
+    that is closed again before returning."""
+    alias = tenant_db.register_tenant_database(tenant)
+    try:
+        return pending_migrations(alias)
+    finally:
+        tenant_db.close_connection(alias)
 
 
 def tenant_health(*, tenant: Tenant) -> dict:

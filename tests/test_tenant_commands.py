@@ -3,14 +3,19 @@ drop_tenant. Exit codes and messages are the contract of API.md's Commands secti
 
 import io
 import json
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from tenants import db as tenant_db
 from tenants.context import use_tenant
+from tenants.management.commands import migrate_tenants
 from tenants.models import Tenant
+from tenants.selectors import expected_tenant_migrations, pending_migrations
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -115,6 +120,77 @@ def test_migrate_tenants_keeps_going_past_a_failure_and_names_it(acme, tenant_fa
     # Restore so the fixture can drop the real database.
     Tenant.objects.filter(pk=broken.pk).update(database_url="", database_name=broken.database_name)
     tenant_db.unregister_alias(broken.alias)
+
+
+def test_migrate_tenants_migrates_the_pending_tenant_among_up_to_date_ones(
+    acme, globex, tenant_factory
+):
+    tenant = tenant_factory("behind-co")
+    with tenant_db.connections[tenant.alias].cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM django_migrations WHERE app = 'token_blacklist' AND "
+            "name = '0013_alter_blacklistedtoken_options_and_more'"
+        )
+    tenant_db.close_connection(tenant.alias)
+    out = run("migrate_tenants")
+    assert "acme: up to date" in out
+    assert "globex: up to date" in out
+    assert "behind-co: applied 1 migration(s)" in out
+    assert "0 failed" in out
+    assert pending_migrations(tenant_db.register_tenant_database(tenant)) == []
+
+
+def test_migrate_tenants_checks_tenants_concurrently_by_default(acme, globex, monkeypatch):
+    both_waiting = threading.Barrier(2, timeout=5)
+    real = migrate_tenants.tenant_pending_migrations
+
+    def check_when_both_are_running(tenant):
+        both_waiting.wait()  # times out (the tenant fails) if the checks run one by one
+        return real(tenant)
+
+    monkeypatch.setattr(migrate_tenants, "tenant_pending_migrations", check_when_both_are_running)
+    out = run("migrate_tenants", "--tenant", "acme", "--tenant", "globex")
+    assert "acme: up to date" in out
+    assert "globex: up to date" in out
+    assert "0 failed" in out
+
+
+def test_migrate_tenants_names_a_tenant_whose_check_fails(acme, globex, monkeypatch):
+    real = migrate_tenants.tenant_pending_migrations
+
+    def globex_down(tenant):
+        if tenant.slug == "globex":
+            raise RuntimeError("connection refused")
+        return real(tenant)
+
+    monkeypatch.setattr(migrate_tenants, "tenant_pending_migrations", globex_down)
+    with pytest.raises(CommandError, match=r"Failed: globex$"):
+        run("migrate_tenants", "--tenant", "acme", "--tenant", "globex")
+
+
+def test_pending_migrations_is_one_query(acme):
+    alias = tenant_db.register_tenant_database(acme)
+    connection = tenant_db.connections[alias]
+    connection.ensure_connection()
+    with CaptureQueriesContext(connection) as queries:
+        assert pending_migrations(alias) == []
+    # The savepoints are the test's own transaction.
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 1
+    assert "django_migrations" in statements[0]
+
+
+def test_pending_migrations_of_a_never_migrated_database_are_all_of_them(tenant_factory):
+    tenant = tenant_factory("blank-co")
+    alias = tenant.alias
+    with transaction.atomic(using=alias):
+        with tenant_db.connections[alias].cursor() as cursor:
+            cursor.execute("ALTER TABLE django_migrations RENAME TO django_migrations_away")
+        assert pending_migrations(alias) == sorted(expected_tenant_migrations())
+        # The failed read did not break the transaction it ran in.
+        with tenant_db.connections[alias].cursor() as cursor:
+            cursor.execute("ALTER TABLE django_migrations_away RENAME TO django_migrations")
+    assert pending_migrations(alias) == []
 
 
 def test_migrate_tenants_unknown_slug_is_an_error(acme):
