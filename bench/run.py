@@ -1,9 +1,10 @@
 """The benchmark harness: `make bench` (or `python -m bench.run [--quick]`).
 
-Provisions bench tenants on PostgreSQL (database names `tk_bench` and `tkbench_*` only,
-dropped at the start of each run and at its end), seeds them, starts the servers the way
-production runs them (gunicorn sync workers for HTTP, daphne for the WebSocket stream),
-drives each scenario with a load generator on loopback, and writes
+Starts its own PostgreSQL cluster (bench/pgserver.py; `--system-pg` uses the server on
+127.0.0.1:5432 instead), provisions bench tenants on it (database names `tk_bench` and
+`tkbench_*` only, dropped at the start of each run and at its end), seeds them, starts the
+servers the way production runs them (gunicorn sync workers for HTTP, daphne for the
+WebSocket stream), drives each scenario with a load generator on loopback, and writes
 bench/results/latest.md and latest.json. Raw output goes to bench/results/raw/.
 """
 
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.environment import gunicorn_argv, server_env
+from bench.pgserver import MAX_CONNECTIONS, PgServer
 from bench.report import Row, Target, parse_wrk, percentile, render_json, render_markdown
 from bench.report import summarize as summarize_runs
 
@@ -38,7 +40,12 @@ RAW = RESULTS / "raw"
 VENV_BIN = ROOT / ".venv" / "bin"
 PY = str(VENV_BIN / "python")
 
-PG_SERVER = "postgres://postgres@127.0.0.1:5432"
+PG_SERVER = "postgres://postgres@127.0.0.1:5432"  # replaced by the bench's own cluster
+# Tenant connections each HTTP worker keeps on the bench's own cluster: enough for the 100
+# tenants of the round-robin scenario (2 workers x 129 < its max_connections); 32 (the
+# product's default) on a 100-connection server. The RSS scenario always runs with 32.
+OWN_CLUSTER_TENANT_CAP = 128
+DEFAULT_TENANT_CAP = 32
 MAIN_DB = "tk_bench"
 PREFIX = "tkbench_"
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -84,6 +91,7 @@ class Context:
     http_server: Server | None = None
     ws_server: Server | None = None
     profile: set[str] = field(default_factory=set)
+    tenant_cap: int = DEFAULT_TENANT_CAP
     started: float = field(default_factory=time.time)
     log: list[str] = field(default_factory=list)
 
@@ -219,8 +227,13 @@ def gunicorn(
     workers: int = 2,
     settings: str = "config.settings",
     extra: tuple[str, ...] = (),
+    tenant_cap: int | None = None,
 ):
-    env = {**ctx.env, "DJANGO_SETTINGS_MODULE": settings}
+    env = {
+        **ctx.env,
+        "DJANGO_SETTINGS_MODULE": settings,
+        "TENANT_MAX_OPEN_CONNECTIONS": str(tenant_cap or ctx.tenant_cap),
+    }
     if settings != "config.settings":
         env["BENCH_BYPASS_DATABASE_URL"] = f"{PG_SERVER}/{PREFIX}{BENCH_SLUG}"
     argv = gunicorn_argv(str(VENV_BIN / "gunicorn"), port, workers, *extra)
@@ -335,7 +348,7 @@ def local_ports_to(pid: int, remote_port: int) -> set[int]:
 
 def pg_tenant_connections(pid: int) -> tuple[int, int]:
     """(tenant database connections, all PostgreSQL connections) held by process `pid`."""
-    ports = sorted(local_ports_to(pid, 5432))
+    ports = sorted(local_ports_to(pid, int(PG_SERVER.rsplit(":", 1)[1])))
     if not ports:
         return 0, 0
     with admin_conn() as conn:
@@ -660,7 +673,7 @@ def sc_migrate(ctx: Context, run: int) -> dict:
 def sc_rss(ctx: Context, run: int) -> dict:
     hosts = RAW / "hosts-all.txt"
     tenants = len(hosts.read_text().splitlines())
-    with gunicorn(ctx, SINGLE_PORT, workers=1) as server:
+    with gunicorn(ctx, SINGLE_PORT, workers=1, tenant_cap=DEFAULT_TENANT_CAP) as server:
         # wrk in short slices, each continuing the rotation, until every tenant was served.
         requests = errors = 0
         deadline = time.time() + (240 if ctx.mode.name == "full" else 30)
@@ -1155,6 +1168,11 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="append", default=[], help="py-spy the HTTP workers in KEY's run 0"
     )
     parser.add_argument(
+        "--system-pg",
+        action="store_true",
+        help="use the PostgreSQL server on 127.0.0.1:5432 instead of a cluster of its own",
+    )
+    parser.add_argument(
         "--output",
         default="",
         help="result file stem in bench/results/ (default: latest, or quick with --quick)",
@@ -1168,7 +1186,15 @@ def main(argv: list[str] | None = None) -> int:
         mode.big_contacts = args.big_contacts
     RAW.mkdir(parents=True, exist_ok=True)
     ensure_wrk()
+    global PG_SERVER
+    own_pg = None if args.system_pg else PgServer()
+    if own_pg is not None:
+        own_pg.__enter__()  # removed again if it fails to start
+        PG_SERVER = own_pg.url
+        say(f"own PostgreSQL cluster on {own_pg.url} (max_connections {MAX_CONNECTIONS})")
     ctx = Context(mode=mode, env=bench_env(), profile=set(args.profile))
+    if own_pg is not None:
+        ctx.tenant_cap = OWN_CLUSTER_TENANT_CAP
     started = datetime.now(UTC)
     idle_before = foreign_load()
     say(f"{mode.name} mode; load {idle_before}")
@@ -1205,6 +1231,8 @@ def main(argv: list[str] | None = None) -> int:
                 connections.close_all()
             with contextlib.suppress(Exception):
                 say(f"dropped {drop_bench_databases()} bench database(s)")
+        if own_pg is not None:
+            own_pg.stop()
     annotate(rows, mode)
     loads = [v for row in rows for v in row.load_before]
     contention = max((foreign_load()["pytest_procs"], idle_before["pytest_procs"]))
@@ -1224,8 +1252,13 @@ def main(argv: list[str] | None = None) -> int:
                 else "no other test processes seen"
             )
         ),
-        "server": "gunicorn config.wsgi:application, 2 sync workers, CONN_MAX_AGE=60; "
-        "daphne for WebSocket",
+        "server": "gunicorn config.wsgi:application, 2 sync workers, CONN_MAX_AGE=60, "
+        f"TENANT_MAX_OPEN_CONNECTIONS={ctx.tenant_cap}; daphne for WebSocket; "
+        + (
+            f"the bench's own PostgreSQL cluster (max_connections {MAX_CONNECTIONS})"
+            if own_pg is not None
+            else "the PostgreSQL server on 127.0.0.1:5432"
+        ),
     }
     machine = machine_info()
     (RESULTS / f"{args.output}.md").write_text(render_markdown(rows, machine, meta))

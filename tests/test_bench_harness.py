@@ -1,8 +1,10 @@
 """The benchmark harness's pure parts: statistics, target checks, the result table, wrk
-output parsing, and the bypass settings module. No load, no server, no database."""
+output parsing, the bypass settings module, and the own PostgreSQL cluster. No load."""
 
 import importlib
 import json
+import os
+import shutil
 
 import pytest
 
@@ -154,3 +156,28 @@ def test_bypass_settings_remove_tenancy_only(monkeypatch):
     assert bypass.DATABASES["default"]["NAME"] == "tkbench_x"
     assert bypass.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     assert bypass.INSTALLED_APPS == base.INSTALLED_APPS
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 and not shutil.which("runuser"),
+    reason="running PostgreSQL as root needs runuser",
+)
+def test_own_postgresql_cluster_starts_sized_and_is_removed():
+    """The harness's own PostgreSQL cluster: started from the machine's binaries, sized for
+    the round-robin scenario, and gone (server and files) after the `with` block."""
+    psycopg = pytest.importorskip("psycopg")
+    from bench.pgserver import MAX_CONNECTIONS, PgServer, binaries
+
+    try:
+        binaries()
+    except RuntimeError:
+        pytest.skip("PostgreSQL's server binaries are not installed")
+    with PgServer() as pg:
+        root = pg.root
+        with psycopg.connect(f"{pg.url}/postgres") as conn:
+            value = conn.execute("SHOW max_connections").fetchone()[0]
+            assert int(value) == MAX_CONNECTIONS
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    assert not root.exists()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"{pg.url}/postgres", connect_timeout=2)
