@@ -147,7 +147,7 @@ def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: s
     """
     scope = _tenant_label(tenant)
     throttles.check_login_rate(ip=ip)
-    throttles.check_lockout(scope=scope, identifier=username_or_email)
+    failures_counted = throttles.check_lockout(scope=scope, identifier=username_or_email)
     user = user_find_for_login(username_or_email=username_or_email)
     if user is None:
         check_password(password, _dummy_hash())
@@ -163,9 +163,13 @@ def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: s
         if locked:
             logger.warning("Account locked out (tenant=%s, user_id=%s)", scope, user_id)
         raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
-    throttles.reset_login_failures(scope=scope, identifier=username_or_email)
-    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
-    tokens = issue_tokens(user, tenant)
+    if failures_counted is not False:  # None: the cache could not tell, clear anyway
+        throttles.reset_login_failures(scope=scope, identifier=username_or_email)
+    # One commit (one WAL flush) for the login's writes: last_login and, for a tenant, the
+    # refresh token's outstanding-token row.
+    with transaction.atomic(using=router.db_for_write(User)):
+        User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+        tokens = issue_tokens(user, tenant)
     logger.info("User %s logged in (tenant=%s, user_id=%s)", user.username, scope, user.pk)
     return tokens
 

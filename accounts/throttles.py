@@ -61,7 +61,8 @@ def check_login_rate(*, ip: str) -> None:
 def _lock_state(*, scope: str, identifier: str) -> tuple[int, float | None]:
     """(failures counted in the current window, when that window started)."""
     key = _account_key(scope=scope, identifier=identifier)
-    started, count = cache.get(f"{key}:start"), cache.get(f"{key}:count")
+    found = cache.get_many([f"{key}:start", f"{key}:count"])  # one round trip
+    started, count = found.get(f"{key}:start"), found.get(f"{key}:count")
     if started is None:
         return 0, None
     if _now() - started >= settings.LOGIN_LOCKOUT_WINDOW:
@@ -71,12 +72,18 @@ def _lock_state(*, scope: str, identifier: str) -> tuple[int, float | None]:
 
 
 @_fail_open
-def check_lockout(*, scope: str, identifier: str) -> None:
-    """Raise Throttled while the account named `identifier` in `scope` is locked out."""
+def check_lockout(*, scope: str, identifier: str) -> bool:
+    """Raise Throttled while the account named `identifier` in `scope` is locked out.
+
+    Returns whether failures of the account are being counted (a window is open), so a
+    successful login clears them only when there is something to clear; None when the
+    cache could not tell.
+    """
     count, started = _lock_state(scope=scope, identifier=identifier)
     if started is not None and count >= settings.LOGIN_LOCKOUT_THRESHOLD:
         wait = max(1, math.ceil(started + settings.LOGIN_LOCKOUT_WINDOW - _now()))
         raise Throttled(wait=wait)
+    return started is not None
 
 
 @_fail_open

@@ -270,6 +270,31 @@ def test_login_returns_the_token_pair_for_the_hosts_tenant(acme, make_user):
     assert jwt.get_unverified_header(body["access"])["alg"] == "HS256"
 
 
+def test_login_writes_last_login_and_the_refresh_token_in_one_transaction(
+    acme, make_user, monkeypatch
+):
+    from accounts import services
+    from tenants import db as tenant_db
+
+    user = make_user(acme, "ann")
+    connection = tenant_db.connections[acme.alias]
+    outside = len(connection.atomic_blocks)
+    real = services.issue_tokens
+    seen = {}
+
+    def issue_and_look(user, tenant):
+        seen["depth"] = len(connection.atomic_blocks)
+        with use_tenant(acme):
+            seen["last_login"] = User.objects.get(pk=user.pk).last_login
+        return real(user, tenant)
+
+    monkeypatch.setattr(services, "issue_tokens", issue_and_look)
+    assert login("acme.test", "ann").status_code == HTTPStatus.OK
+    assert seen["depth"] == outside + 1
+    assert seen["last_login"] is not None
+    assert user.last_login is None
+
+
 def test_login_by_email_is_case_insensitive(acme, make_user):
     make_user(acme, "ann", email="ann@example.test")
     assert login("acme.test", "ANN@example.TEST").status_code == HTTPStatus.OK

@@ -138,6 +138,52 @@ def test_a_successful_login_clears_earlier_failures(acme, make_user, low_lockout
     assert login("ann").status_code == HTTPStatus.OK
 
 
+def test_a_successful_login_with_no_failures_counted_clears_nothing(
+    acme, make_user, low_lockout, monkeypatch
+):
+    make_user(acme, "ann")
+    cleared = []
+    monkeypatch.setattr(throttles, "reset_login_failures", lambda **kw: cleared.append(kw))
+    assert login("ann").status_code == HTTPStatus.OK
+    assert cleared == []
+    login("ann", WRONG)
+    assert login("ann").status_code == HTTPStatus.OK
+    assert cleared == [{"scope": "acme", "identifier": "ann"}]
+
+
+def test_a_cache_outage_during_the_lockout_check_still_clears_failures_after_a_login(
+    acme, make_user, low_lockout, monkeypatch
+):
+    make_user(acme, "ann")
+    login("ann", WRONG)
+    real_state = throttles._lock_state
+
+    def unavailable(**kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(throttles, "_lock_state", unavailable)
+    assert login("ann").status_code == HTTPStatus.OK
+    monkeypatch.setattr(throttles, "_lock_state", real_state)
+    assert throttles._lock_state(scope="acme", identifier="ann") == (0, None)
+
+
+def test_the_lockout_check_reads_the_cache_once(acme, low_lockout, monkeypatch):
+    class CountingCache:
+        def __init__(self, real):
+            self.real, self.reads = real, 0
+
+        def __getattr__(self, name):
+            if name in ("get", "get_many"):
+                self.reads += 1
+            return getattr(self.real, name)
+
+    throttles.record_login_failure(scope="acme", identifier="ann")
+    counting = CountingCache(throttles.cache)
+    monkeypatch.setattr(throttles, "cache", counting)
+    assert throttles.check_lockout(scope="acme", identifier="ann") is True
+    assert counting.reads == 1
+
+
 def test_lockout_uses_the_default_settings(acme, make_user, settings):
     settings.LOGIN_RATE_LIMIT_PER_MINUTE = 1000
     assert settings.LOGIN_LOCKOUT_THRESHOLD == 10
