@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from itertools import count, islice
+from operator import itemgetter
 from typing import Any
 
+from django.db import connections
+from django.db.models import CharField, F, Func
+
+from addressbook import selectors
 from addressbook.selectors import EXPORT_FIELDS
 
 logger = logging.getLogger("addressbook.exports")
@@ -17,7 +24,8 @@ CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
 # injection"); a leading apostrophe makes it text.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-_ROWS_PER_CHUNK = 200
+_ROWS_PER_CHUNK = 500
+_DATETIME_FIELDS = ("created_at", "updated_at")
 
 
 def export_filename(tenant_slug: str, file_format: str, now: datetime | None = None) -> str:
@@ -32,44 +40,66 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
+class _IsoDateTime(Func):
+    """PostgreSQL: a timestamptz as `_iso` writes it (microseconds only when not zero).
+    Django reads a timestamptz with a pure-Python loader: parsing two per row and
+    formatting them again was over a third of an export's time in the web worker."""
+
+    template = (
+        "replace(to_char(%(expressions)s AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
+    )
+    output_field = CharField()
+
+
+def _database_columns() -> dict[str, Func]:
+    """The export columns PostgreSQL computes, ready to write; the tests check that the
+    file is byte for byte the one the Python path writes."""
+    return {field: _IsoDateTime(F(field)) for field in _DATETIME_FIELDS}
+
+
+def _formatted_by_database(using: str) -> bool:
+    return connections[using].vendor == "postgresql"
+
+
+def _csv_cells(row: tuple) -> list[Any]:
+    """The row's cells as the CSV file shows them: formula protection on text, datetimes
+    as ISO 8601 (None and numbers the writer itself turns into "" and digits). Inline
+    rather than a function per cell: this runs for every cell of the file."""
+    return [
+        ("'" + value if value.startswith(_FORMULA_PREFIXES) else value)
+        if isinstance(value, str)
+        else (_iso(value) if isinstance(value, datetime) else value)
+        for value in row
+    ]
+
+
+def csv_chunks(rows: Iterable[tuple]) -> Iterator[str]:
+    """A header line, then one CRLF-terminated line per row (a tuple of EXPORT_FIELDS);
+    fields quoted when needed."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_FIELDS)
+    cells = map(_csv_cells, rows)
+    while True:
+        writer.writerows(islice(cells, _ROWS_PER_CHUNK))
+        text = buffer.getvalue()
+        if not text:
+            return
+        yield text
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def _plain(row: tuple) -> dict[str, Any]:
     """A row as the API shows a contact (datetimes as ISO 8601, like the serializer)."""
     return {
         field: _iso(value) if isinstance(value, datetime) else value
-        for field, value in ((f, row[f]) for f in EXPORT_FIELDS)
+        for field, value in zip(EXPORT_FIELDS, row, strict=True)
     }
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
-    if isinstance(value, datetime):
-        return _iso(value)
-    return "" if value is None else value
-
-
-class _Line:
-    """A write-only file for csv.writer: returns what it is given."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """A header line, then one CRLF-terminated line per row; fields quoted when needed."""
-    writer = csv.writer(_Line(), lineterminator="\r\n")
-    yield writer.writerow(EXPORT_FIELDS)
-    lines = []
-    for row in rows:
-        lines.append(writer.writerow([_csv_cell(row[field]) for field in EXPORT_FIELDS]))
-        if len(lines) >= _ROWS_PER_CHUNK:
-            yield "".join(lines)
-            lines = []
-    if lines:
-        yield "".join(lines)
-
-
-def json_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+def json_chunks(rows: Iterable[tuple]) -> Iterator[str]:
     """One JSON array, written an element at a time."""
     separator = "["
     parts = []
@@ -84,26 +114,26 @@ def json_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 def contact_export(
     *,
-    rows: Iterable[dict[str, Any]],
+    filters: Mapping[str, Any],
+    using: str,
     file_format: str,
     tenant_slug: str,
     user_id: Any,
 ) -> Iterator[bytes]:
-    """The export file as UTF-8 chunks; logs the row count once the last chunk is out."""
-    count = 0
-
-    def counted():
-        nonlocal count
-        for row in rows:
-            count += 1
-            yield row
-
-    chunks = csv_chunks if file_format == "csv" else json_chunks
-    for chunk in chunks(counted()):
+    """The export file of the contacts `filters` select in the database `using`, as UTF-8
+    chunks; logs the row count once the last chunk is out."""
+    columns = _database_columns() if _formatted_by_database(using) else {}
+    rows = selectors.contact_export_rows(filters=filters, using=using, columns=columns)
+    # zip() takes one number from `tally` per row, in C: a counting generator around
+    # the rows cost a Python frame per row.
+    tally = count()
+    rows = map(itemgetter(0), zip(rows, tally, strict=False))
+    chunks = csv_chunks(rows) if file_format == "csv" else json_chunks(rows)
+    for chunk in chunks:
         yield chunk.encode()
     logger.info(
         "Exported %s contacts as %s (tenant=%s user=%s)",
-        count,
+        next(tally),
         file_format,
         tenant_slug,
         user_id,

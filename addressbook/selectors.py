@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from operator import itemgetter
 from typing import Any
 
 from django.db import router
-from django.db.models import Count, Q, QuerySet, Value
+from django.db.models import Count, Expression, Q, QuerySet, Value
 from django.db.models.functions import Lower, StrIndex, Substr, TruncMonth
 from django.http import Http404
 
@@ -80,15 +81,32 @@ def contact_get(*, contact_id: int) -> Contact:
 
 
 def contact_export_rows(
-    *, filters: Mapping[str, Any], using: str, batch_size: int | None = None
-) -> Iterator[dict[str, Any]]:
-    """Every contact `filters` select, as dicts of EXPORT_FIELDS, read from `using` in
-    keyset batches: memory stays flat however many rows there are, and the generator does
-    not depend on the tenant context (it usually runs after the view has returned)."""
-    queryset = contact_list(filters=filters, using=using).values(*EXPORT_FIELDS)
-    return pagination.iterate(
-        queryset, ordering=contact_ordering(filters), batch_size=batch_size or EXPORT_BATCH_SIZE
+    *,
+    filters: Mapping[str, Any],
+    using: str,
+    columns: Mapping[str, Expression] | None = None,
+    batch_size: int | None = None,
+) -> Iterator[tuple]:
+    """Every contact `filters` select, as tuples of EXPORT_FIELDS in that order, read from
+    `using` in keyset batches: memory stays flat however many rows there are, and the
+    generator does not depend on the tenant context (it usually runs after the view has
+    returned). A field in `columns` is read as that expression instead, computed by the
+    database (the keyset still reads the ordering fields as they are)."""
+    columns = columns or {}
+    ordering = contact_ordering(filters)
+    names = [f"export_{field}" if field in columns else field for field in EXPORT_FIELDS]
+    keys = [term.removeprefix("-") for term in ordering if term.removeprefix("-") not in names]
+    # Named tuples: the keyset reads a row's ordering values by attribute, and a tuple
+    # costs a fraction of a `.values()` dict per row.
+    queryset = (
+        contact_list(filters=filters, using=using)
+        .annotate(**{f"export_{field}": expression for field, expression in columns.items()})
+        .values_list(*names, *keys, named=True)
     )
+    rows = pagination.iterate(
+        queryset, ordering=ordering, batch_size=batch_size or EXPORT_BATCH_SIZE
+    )
+    return map(itemgetter(slice(len(names))), rows) if keys else rows
 
 
 def contact_stats() -> dict[str, Any]:

@@ -163,9 +163,12 @@ class ContactExportView(ApiView):
         file_format = params["format"]
         # The stream is read after this view (and the tenant context) has returned, so it
         # reads from the tenant's alias explicitly.
-        rows = selectors.contact_export_rows(filters=params, using=tenant.alias)
         chunks = exports.contact_export(
-            rows=rows, file_format=file_format, tenant_slug=tenant.slug, user_id=request.user.pk
+            filters=params,
+            using=tenant.alias,
+            file_format=file_format,
+            tenant_slug=tenant.slug,
+            user_id=request.user.pk,
         )
         if isinstance(request._request, ASGIRequest):
             chunks = _in_sync_thread(chunks)
