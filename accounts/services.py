@@ -165,11 +165,8 @@ def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: s
         raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
     if failures_counted is not False:  # None: the cache could not tell, clear anyway
         throttles.reset_login_failures(scope=scope, identifier=username_or_email)
-    # One commit (one WAL flush) for the login's writes: last_login and, for a tenant, the
-    # refresh token's outstanding-token row.
-    with transaction.atomic(using=router.db_for_write(User)):
-        User.objects.filter(pk=user.pk).update(last_login=timezone.now())
-        tokens = issue_tokens(user, tenant)
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    tokens = issue_tokens(user, tenant)
     logger.info("User %s logged in (tenant=%s, user_id=%s)", user.username, scope, user.pk)
     return tokens
 
@@ -226,12 +223,17 @@ def _load_refresh(*, raw: str, tenant: Tenant | None) -> tuple[RefreshToken, Use
 
 
 def _blacklist(refresh: RefreshToken, user: User) -> bool:
-    """Blacklist `refresh`; False when it already was (or is unknown here)."""
-    outstanding = OutstandingToken.objects.filter(jti=refresh["jti"]).first()
-    if outstanding is None:
-        outstanding = OutstandingToken.objects.create(
-            user=user, jti=refresh["jti"], token=str(refresh), expires_at=_expiry(refresh)
-        )
+    """Blacklist `refresh`, recording it as outstanding first (refresh tokens are recorded
+    when first rotated or revoked, not when issued); False when it already was."""
+    outstanding, _ = OutstandingToken.objects.get_or_create(  # race-safe on the unique jti
+        jti=refresh["jti"],
+        defaults={
+            "user": user,
+            "token": str(refresh),
+            "created_at": datetime.fromtimestamp(int(refresh["iat"]), tz=UTC),
+            "expires_at": _expiry(refresh),
+        },
+    )
     try:
         with transaction.atomic(using=router.db_for_write(BlacklistedToken)):
             _, created = BlacklistedToken.objects.get_or_create(token=outstanding)

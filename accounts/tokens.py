@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken, BlacklistMixin, RefreshToken
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -27,14 +27,18 @@ def issue_tokens(user: User, tenant: Tenant | None) -> dict:
     """A fresh access + refresh pair for `user` in `tenant` (None: platform staff), as the
     login response body: `{token, access, refresh, token_type, expires_in, tenant}`.
 
-    Tenant refresh tokens are recorded in the tenant's outstanding-token table so they can
-    be rotated and blacklisted; platform sessions get an access token only (`refresh` is
-    null: platform staff log in again when it expires).
+    Tenant refresh tokens are recorded in the tenant's outstanding-token table when they
+    are first rotated or revoked (`accounts.services`), not here: the blacklist needs the
+    row only once the token is refused, and writing it at every login cost each login an
+    INSERT and its commit. Platform sessions get an access token only (`refresh` is null:
+    platform staff log in again when it expires).
     """
     slug = tenant.slug if tenant is not None else None
     issued_at_us = time.time_ns() // 1000
     if tenant is not None:
-        refresh = RefreshToken.for_user(user)
+        # Token.for_user: the claims SimpleJWT sets for a user, without BlacklistMixin's
+        # outstanding-token insert.
+        refresh = super(BlacklistMixin, RefreshToken).for_user(user)
         refresh[TENANT_CLAIM] = slug
         refresh[ISSUED_AT_US_CLAIM] = issued_at_us
         access = refresh.access_token

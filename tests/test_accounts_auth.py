@@ -11,7 +11,8 @@ from http import HTTPStatus
 import jwt
 import pytest
 from django.conf import settings as django_settings
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
 from tenants.context import use_tenant
@@ -270,29 +271,12 @@ def test_login_returns_the_token_pair_for_the_hosts_tenant(acme, make_user):
     assert jwt.get_unverified_header(body["access"])["alg"] == "HS256"
 
 
-def test_login_writes_last_login_and_the_refresh_token_in_one_transaction(
-    acme, make_user, monkeypatch
-):
-    from accounts import services
-    from tenants import db as tenant_db
-
-    user = make_user(acme, "ann")
-    connection = tenant_db.connections[acme.alias]
-    outside = len(connection.atomic_blocks)
-    real = services.issue_tokens
-    seen = {}
-
-    def issue_and_look(user, tenant):
-        seen["depth"] = len(connection.atomic_blocks)
-        with use_tenant(acme):
-            seen["last_login"] = User.objects.get(pk=user.pk).last_login
-        return real(user, tenant)
-
-    monkeypatch.setattr(services, "issue_tokens", issue_and_look)
-    assert login("acme.test", "ann").status_code == HTTPStatus.OK
-    assert seen["depth"] == outside + 1
-    assert seen["last_login"] is not None
-    assert user.last_login is None
+def test_login_records_last_login_and_no_outstanding_token(acme, make_user):
+    make_user(acme, "ann")
+    tokens_for("acme.test", "ann")
+    with use_tenant(acme):
+        assert User.objects.get(username="ann").last_login is not None
+        assert OutstandingToken.objects.count() == 0
 
 
 def test_login_by_email_is_case_insensitive(acme, make_user):
@@ -469,6 +453,30 @@ def test_refresh_returns_a_new_pair(acme, make_user):
 def test_rotated_refresh_token_reuse_is_401_invalid_token(acme, make_user):
     make_user(acme, "ann")
     first = tokens_for("acme.test", "ann")
+    assert refresh_call("acme.test", first["refresh"]).status_code == HTTPStatus.OK
+    again = refresh_call("acme.test", first["refresh"])
+    assert again.status_code == HTTPStatus.UNAUTHORIZED
+    assert again.json()["message"] == "Invalid token"
+
+
+def test_a_rotated_refresh_token_is_recorded_outstanding_and_blacklisted(acme, make_user):
+    make_user(acme, "ann")
+    first = tokens_for("acme.test", "ann")
+    assert refresh_call("acme.test", first["refresh"]).status_code == HTTPStatus.OK
+    jti = jwt.decode(first["refresh"], options={"verify_signature": False})["jti"]
+    with use_tenant(acme):
+        outstanding = OutstandingToken.objects.get(jti=jti)
+        assert outstanding.token == first["refresh"]
+        assert outstanding.created_at is not None
+        assert BlacklistedToken.objects.filter(token=outstanding).exists()
+
+
+def test_a_refresh_token_recorded_when_issued_is_still_blacklisted_on_rotation(acme, make_user):
+    """Tokens from releases that recorded them at login, or from SimpleJWT's own for_user."""
+    make_user(acme, "ann")
+    first = tokens_for("acme.test", "ann")
+    with use_tenant(acme):
+        RefreshToken(first["refresh"]).outstand()
     assert refresh_call("acme.test", first["refresh"]).status_code == HTTPStatus.OK
     again = refresh_call("acme.test", first["refresh"])
     assert again.status_code == HTTPStatus.UNAUTHORIZED
