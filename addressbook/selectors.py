@@ -7,8 +7,8 @@ from collections.abc import Iterator, Mapping
 from operator import itemgetter
 from typing import Any
 
-from django.db import router
-from django.db.models import Count, Expression, Q, QuerySet, Value
+from django.db import connections, router
+from django.db.models import CharField, Count, Expression, F, Func, Q, QuerySet, Value
 from django.db.models.functions import Lower, StrIndex, Substr, TruncMonth
 from django.http import Http404
 
@@ -63,6 +63,41 @@ def contact_list(*, filters: Mapping[str, Any], using: str | None = None) -> Que
     if (age_max := filters.get("age_max")) is not None:
         queryset = queryset.filter(age__lte=age_max)
     return queryset.order_by(*contact_ordering(filters))
+
+
+DATETIME_FIELDS = ("created_at", "updated_at")
+
+
+class IsoDateTime(Func):
+    """PostgreSQL: a timestamptz as `serializers.api_datetime` writes it (microseconds only
+    when not zero). Django reads a timestamptz with a pure-Python loader: parsing two per
+    row and formatting them again was over a third of an export's time in the web worker,
+    and 7 % of a list page's."""
+
+    template = (
+        "replace(to_char(%(expressions)s AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
+    )
+    output_field = CharField()
+
+
+def api_datetime_columns() -> dict[str, Func]:
+    """The contact's datetimes as PostgreSQL writes them for the API (IsoDateTime)."""
+    return {field: IsoDateTime(F(field)) for field in DATETIME_FIELDS}
+
+
+def contact_page_values(*, filters: Mapping[str, Any]) -> QuerySet:
+    """`contact_list(filters)` as `.values()` dicts for the list endpoint: EXPORT_FIELDS,
+    except that on PostgreSQL the datetimes come already written (`api_<field>`, see
+    IsoDateTime), with the raw value kept only when the keyset cursor orders by it."""
+    using = router.db_for_read(Contact)
+    queryset = contact_list(filters=filters, using=using)
+    if connections[using].vendor != "postgresql":
+        return queryset.values(*EXPORT_FIELDS)
+    ordered_by = {term.removeprefix("-") for term in contact_ordering(filters)}
+    raw = [f for f in EXPORT_FIELDS if f not in DATETIME_FIELDS or f in ordered_by]
+    formatted = {f"api_{field}": column for field, column in api_datetime_columns().items()}
+    return queryset.annotate(**formatted).values(*raw, *formatted)
 
 
 def contact_ordering(filters: Mapping[str, Any]) -> tuple[str, ...]:

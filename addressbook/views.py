@@ -63,7 +63,7 @@ class ContactListCreateView(ApiView):
     def get(self, request):
         params = _query(ContactPageSerializer, request)
         page = pagination.paginate(
-            selectors.contact_list(filters=params).values(*selectors.EXPORT_FIELDS),
+            selectors.contact_page_values(filters=params),
             ordering=selectors.contact_ordering(params),
             page_size=params.get("page_size", DEFAULT_PAGE_SIZE),
             cursor=params.get("cursor"),
