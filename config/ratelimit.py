@@ -22,9 +22,12 @@ def count_hit(key: str, *, window: int = 60) -> tuple[int, int]:
     now = _now()
     current = int(now // window)
     bucket = f"{key}:{current}"
-    try:
-        count = 1 if cache.add(bucket, 1, window + 1) else cache.incr(bucket)
-    except ValueError:  # the bucket expired between add and incr
-        cache.set(bucket, 1, window + 1)
-        count = 1
+    if hasattr(cache, "count_hit"):  # Redis: one round trip
+        count = cache.count_hit(bucket, window + 1)
+    else:
+        try:
+            count = 1 if cache.add(bucket, 1, window + 1) else cache.incr(bucket)
+        except ValueError:  # the bucket expired between add and incr
+            cache.set(bucket, 1, window + 1)
+            count = 1
     return count, max(1, math.ceil((current + 1) * window - now))

@@ -209,3 +209,22 @@ def test_platform_login_is_throttled_too(acme, low_rate):
     )
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert "Retry-After" in response
+
+
+def test_count_hit_counts_in_a_window_that_expires_by_itself():
+    """On Redis one pipelined round trip (INCR + EXPIRE NX), elsewhere add-then-incr; both
+    count 1, 2, 3 in a window and give the bucket a time to live that later hits do not
+    extend."""
+    from django.core.cache import cache
+
+    key = f"test:count-hit:{time.time_ns()}"
+    assert [ratelimit.count_hit(key, window=60)[0] for _ in range(3)] == [1, 2, 3]
+    bucket = f"{key}:{int(time.time() // 60)}"
+    if hasattr(cache, "count_hit"):
+        client = cache._cache.get_client(write=False)
+        full_key = cache.make_and_validate_key(bucket)
+        ttl = client.ttl(full_key)
+        assert 0 < ttl <= 61
+        ratelimit.count_hit(key, window=60)
+        assert client.ttl(full_key) <= ttl  # not pushed back by the fourth hit
+    assert cache.get(bucket) == 4 if hasattr(cache, "count_hit") else cache.get(bucket) == 3
