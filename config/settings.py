@@ -113,6 +113,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DB_CONNECT_TIMEOUT", default=5
     )
+    # The session starts in UTC (TIME_ZONE), so Django need not send `SET TIME ZONE` on
+    # every new connection (a server in Etc/UTC does not count as UTC for it): one round
+    # trip less per connection, tenant connections included.
+    DATABASES["default"]["OPTIONS"].setdefault("options", "-c TimeZone=UTC")
     if TEST_RUN_TAG:
         DATABASES["default"]["TEST"] = {
             "NAME": f"test_{DATABASES['default']['NAME']}_{TEST_RUN_TAG}"
