@@ -50,7 +50,5 @@ def gunicorn_argv(gunicorn: str, port: int, workers: int, *extra: str) -> list[s
         str(workers),
         "--timeout",
         "300",
-        "--access-logfile",
-        "-",
         *extra,
     ]

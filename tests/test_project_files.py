@@ -69,3 +69,17 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck():
     assert re.search(r"^USER app$", dockerfile, re.M)
     assert "HEALTHCHECK" in dockerfile
     assert "config.wsgi:application" in dockerfile
+
+
+def test_production_http_commands_keep_one_access_log_the_projects():
+    """gunicorn's own access log would write every query string as the client sent it
+    (the project's redacts sensitive values) and a second line per request."""
+    from bench.environment import gunicorn_argv
+
+    commands = [
+        (ROOT / "Dockerfile").read_text(),
+        " ".join(compose()["services"]["api"]["command"]),
+        " ".join(gunicorn_argv("gunicorn", 8000, 2)),
+    ]
+    assert all("gunicorn" in command for command in commands)
+    assert not [command for command in commands if "access-log" in command]
