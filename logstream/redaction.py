@@ -30,6 +30,23 @@ SENSITIVE_KEYS = (
     "authorization",
 )
 _KEYS = "|".join(sorted(SENSITIVE_KEYS, key=len, reverse=True))
+# Every pattern below needs one of these (lower-cased) in the text: a line without any of
+# them is returned as it is, without running the patterns (about 0.8 us instead of 12 us
+# for an access-log line). Only for ASCII text, where str.lower() folds case exactly as the
+# patterns' (?i) does; other text always runs the patterns.
+_HINTS = (
+    "authorization",
+    "bearer",
+    "eyj",
+    "token",
+    "access",
+    "refresh",
+    "passw",
+    "secret",
+    "api_key",
+    "apikey",
+    "sessionid",
+)
 
 _PATTERNS = (
     # Authorization: <scheme> <value>, in headers, dicts and reprs.
@@ -55,8 +72,17 @@ _PATTERNS = (
 )
 
 
+def _has_hint(lowered: str) -> bool:
+    for hint in _HINTS:  # noqa: SIM110 (any() over a generator: 1.7 us instead of 0.7 us)
+        if hint in lowered:
+            return True
+    return False
+
+
 def redact(text: str) -> str:
     """`text` with every credential-looking value replaced by `[REDACTED]`."""
+    if text.isascii() and not _has_hint(text.lower()):
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
