@@ -18,7 +18,6 @@ from django.http import HttpRequest, parse_cookie
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from accounts.authentication import TenantJWTAuthentication
-from logstream.events import ALL_GROUP, tenant_group
 from tenants.context import use_tenant
 from tenants.middleware import resolve_scope
 from tenants.models import Tenant
@@ -32,10 +31,6 @@ class LogViewer:
 
     user: object
     tenant: Tenant | None
-
-    @property
-    def group(self) -> str:
-        return ALL_GROUP if self.tenant is None else tenant_group(self.tenant.slug)
 
 
 def handshake_headers(scope: dict) -> dict[str, str]:

@@ -13,12 +13,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from logstream import fanout
 from logstream.auth import authenticate_handshake, handshake_query, origin_allowed
-from logstream.events import format_event, format_timestamp, parse_level
-from logstream.handlers import publisher
+from logstream.events import format_timestamp, parse_level
 
 logger = logging.getLogger("logstream.consumers")
 _connected = 0
+MAX_BATCH_MS = 1000
+BATCH_FRAME_BYTES = 64 * 1024  # a batched frame holds lines up to about this size
 
 
 def connected_clients() -> int:
@@ -29,12 +31,17 @@ def connected_clients() -> int:
 class LogStreamConsumer(AsyncWebsocketConsumer):
     """Streams log records to one authenticated client.
 
-    Records arrive from the channel layer in batches and go into this connection's own
-    bounded deque (`WS_LOG_BUFFER_SIZE`); a sender task drains it. A client that cannot
-    keep up loses the oldest lines and is told how many with `[WARNING] N log messages
-    dropped`; it never holds up the channel layer or the other clients.
+    This process's fanout (`logstream.fanout`) pushes the frames the client may see into
+    its own bounded buffer (`WS_LOG_BUFFER_SIZE`); a sender task drains it, one record per
+    frame, or with `?batch=<ms>` every record of up to that many milliseconds in one frame,
+    one line each. A client that cannot keep up loses the oldest lines and is told how many
+    with `[WARNING] N log messages dropped`; it never holds up the other clients.
     """
 
+    # No channel-layer channel per client: records come from logstream.fanout. (A
+    # channels_redis receive loop per client would also be torn down every 5 s by redis-py
+    # 8's default socket_timeout; django/channels_redis#422.)
+    channel_layer_alias = None
     viewer = None
     sender: asyncio.Task | None = None
 
@@ -52,17 +59,20 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
         fmt = (query.get("format") or [settings.WS_LOG_FORMAT])[0].lower()
         self.format = fmt if fmt in ("json", "text") else settings.WS_LOG_FORMAT
         self.min_level = parse_level((query.get("level") or [""])[0])
-        self.lines: deque[str] = deque(maxlen=max(1, settings.WS_LOG_BUFFER_SIZE))
+        self.batch_delay = parse_batch((query.get("batch") or [""])[0])
+        self.tenant_slug = viewer.tenant.slug if viewer.tenant is not None else None
+        self.capacity = max(1, settings.WS_LOG_BUFFER_SIZE)
+        self.lines: deque[str] = deque()
         self.dropped = 0
         self.wakeup = asyncio.Event()
         self.viewer = viewer
-        self.loop = asyncio.get_running_loop()
-        await self.channel_layer.group_add(viewer.group, self.channel_name)
-        publisher.attach_loop(self.loop)
+        await fanout.join(self)
         await self.accept()
         global _connected
         _connected += 1
-        self.sender = asyncio.create_task(self._send_lines())
+        self.sender = asyncio.create_task(
+            self._send_batches() if self.batch_delay else self._send_lines()
+        )
         logger.info(
             "Log stream client connected: user %s, %s",
             viewer.user.pk,
@@ -72,11 +82,10 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         if self.viewer is None:
             return
-        viewer, self.viewer = self.viewer, None
+        self.viewer = None
         global _connected
         _connected -= 1
-        publisher.detach_loop(self.loop)
-        await self.channel_layer.group_discard(viewer.group, self.channel_name)
+        await fanout.leave(self)
         if self.sender is not None:
             self.sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -85,30 +94,46 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         """The stream is one-way; anything a client sends is ignored."""
 
-    async def log_batch(self, message):
-        for event in message["events"]:
-            if event.get("levelno", 0) < self.min_level:
-                continue
-            if len(self.lines) == self.lines.maxlen:
-                # Let the sender drain first; a client that is really stuck loses the oldest.
-                self.wakeup.set()
-                await asyncio.sleep(0)
-                if len(self.lines) == self.lines.maxlen:
-                    self.dropped += 1
-            self.lines.append(format_event(event, self.format))
+    def push(self, frames: list[str]) -> None:
+        """Queue frames for this client (the fanout calls it); past the buffer's capacity
+        the oldest are dropped and counted."""
+        lines = self.lines
+        lines.extend(frames)
+        overflow = len(lines) - self.capacity
+        if overflow > 0:
+            for _ in range(overflow):
+                lines.popleft()
+            self.dropped += overflow
         self.wakeup.set()
 
     async def _send_lines(self):
+        # base_send is what AsyncWebsocketConsumer.send ends in, minus two calls per frame.
+        send, lines = self.base_send, self.lines
         while True:
             await self.wakeup.wait()
             self.wakeup.clear()
-            while self.lines:
+            while lines:
                 if self.dropped:
-                    dropped, self.dropped = self.dropped, 0
-                    await self.send(text_data=self._dropped_notice(dropped))
-                await self.send(text_data=self.lines.popleft())
+                    await send({"type": "websocket.send", "text": self._take_dropped_notice()})
+                await send({"type": "websocket.send", "text": lines.popleft()})
 
-    def _dropped_notice(self, dropped: int) -> str:
+    async def _send_batches(self):
+        send, lines = self.base_send, self.lines
+        while True:
+            await self.wakeup.wait()
+            await asyncio.sleep(self.batch_delay)
+            self.wakeup.clear()
+            while lines:
+                frame = [self._take_dropped_notice()] if self.dropped else []
+                size = 0
+                while lines and (size < BATCH_FRAME_BYTES or not frame):
+                    line = lines.popleft()
+                    frame.append(line)
+                    size += len(line) + 1
+                await send({"type": "websocket.send", "text": "\n".join(frame)})
+
+    def _take_dropped_notice(self) -> str:
+        dropped, self.dropped = self.dropped, 0
         text = f"[WARNING] {dropped} log messages dropped"
         if self.format != "json":
             return text
@@ -118,7 +143,16 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
                 "level": "WARNING",
                 "target": "logstream",
                 "message": text,
-                "tenant": self.viewer.tenant.slug if self.viewer and self.viewer.tenant else None,
+                "tenant": self.tenant_slug,
                 "request_id": None,
             }
         )
+
+
+def parse_batch(value: str) -> float:
+    """A `?batch=` value (milliseconds, 1-1000) in seconds; 0 (one record per frame) for
+    anything else."""
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_BATCH_MS:
+        return 0.0
+    return int(value) / 1000

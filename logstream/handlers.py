@@ -1,151 +1,153 @@
-"""The logging handler that publishes records to the channel layer.
+"""The logging handler that publishes records to the live log stream.
 
-`ChannelLayerHandler.emit` only builds an event and puts it in a bounded queue; it never
-blocks and never raises into the code that logged. A daemon thread drains the queue in
-batches and sends each batch to the groups `logs.all` and `logs.tenant.<slug>`. When the
-queue is full the record is dropped and counted.
+`ChannelLayerHandler.emit` takes what only the calling thread knows (the message, the
+tenant, the request id) and appends it to a bounded deque. It never blocks, never wakes
+another thread (unless the publisher has gone idle) and never raises into the code that
+logged; when the deque is full the record is dropped and counted.
 
-The in-memory channel layer lives in one process and its queues belong to the event loop
-that waits on them, so for it the batch is sent on the loop of the connected consumers
-(`attach_loop`). Other layers (channels_redis) are sent to from the thread's own loop.
+A daemon thread drains the deque every `FLUSH_INTERVAL` seconds, turns the records into
+redacted events and publishes each batch once:
+
+- with a Redis channel layer (channels_redis), as one `PUBLISH` on the Redis pub/sub
+  channel `<layer prefix>.logs`, on the layer's first host. Every process with log stream
+  clients subscribes to it once (`logstream.fanout`), so each batch crosses Redis once per
+  process, not once per client;
+- with the in-memory layer, straight to this process's clients (`logstream.fanout`).
+
+Nothing leaves the process before it is redacted.
 """
 
 from __future__ import annotations
 
-import asyncio
+import collections
+import json
 import logging
-import queue
+import os
 import threading
-from collections import defaultdict
-from concurrent.futures import TimeoutError as FutureTimeout
+import time
 
 from config.middleware import get_request_id
-from logstream.events import ALL_GROUP, GROUP_MESSAGE_TYPE, build_event, tenant_group
+from logstream.events import make_event, record_text
+from logstream.redaction import redact
 from tenants.context import get_current_tenant
 
 # Loggers whose records would feed back into the channel layer (or flood it).
 IGNORED_LOGGERS = frozenset(
     {"channels", "channels_redis", "redis", "asyncio", "daphne", "twisted", "autobahn"}
 )
-SEND_TIMEOUT = 5.0
+FLUSH_INTERVAL = 0.01  # seconds between two drains while records keep coming
+IDLE_AFTER = 50  # empty drains in a row before the thread sleeps until the next record
+REDIS_TIMEOUT = 1.0
 
 _local = threading.local()
 
 
 class LogPublisher:
-    """A bounded queue of events and the thread that publishes them."""
+    """A bounded deque of records and the thread that publishes them."""
 
-    def __init__(self, capacity: int = 10_000, batch_size: int = 200) -> None:
+    def __init__(self, capacity: int = 10_000, batch_size: int = 500) -> None:
+        self.capacity = capacity
         self.batch_size = batch_size
-        self._queue: queue.Queue[dict] = queue.Queue(maxsize=capacity)
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._loops: dict[asyncio.AbstractEventLoop, int] = {}
         self.published = 0
         self.dropped = 0
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """A new, empty publisher state (also in a forked child, which has no thread)."""
+        self._pending: collections.deque[tuple] = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._idle = False
+        self._wakeup = threading.Event()
+        self._redis = None
+        self._redis_url = None
 
     # --- producer side (any thread, never blocks) ---------------------------------------
-    def submit(self, event: dict) -> bool:
-        """Queue `event`; False (and counted as dropped) when the buffer is full."""
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+    def submit(self, item: tuple) -> bool:
+        """Queue a record (see `ChannelLayerHandler.emit`); False, and counted as dropped,
+        when the buffer is full."""
+        if len(self._pending) >= self.capacity:
             self.dropped += 1
             return False
-        self._ensure_thread()
+        self._pending.append(item)
+        if self._thread is None:
+            self._ensure_thread()
+        elif self._idle:
+            self._wakeup.set()
         return True
 
     def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="logstream-publisher", daemon=True
-                )
-                self._thread.start()
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="logstream-publisher", daemon=True)
+                thread.start()
+                self._thread = thread
 
-    # --- consumers' event loops (in-memory layer) ---------------------------------------
-    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._lock:
-            self._loops[loop] = self._loops.pop(loop, 0) + 1
-
-    def detach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._lock:
-            count = self._loops.pop(loop, 0) - 1
-            if count > 0:
-                self._loops[loop] = count
-
-    def _consumer_loop(self) -> asyncio.AbstractEventLoop | None:
-        with self._lock:
-            for loop in reversed(list(self._loops)):
-                if loop.is_closed():
-                    del self._loops[loop]
-                elif loop.is_running():
-                    return loop
-        return None
+    def stats(self) -> dict[str, int]:
+        return {"published": self.published, "dropped": self.dropped, "queued": len(self._pending)}
 
     # --- publishing thread --------------------------------------------------------------
-    def stats(self) -> dict[str, int]:
-        return {"published": self.published, "dropped": self.dropped, "queued": self._queue.qsize()}
-
-    def _next_batch(self) -> list[dict]:
-        batch = [self._queue.get()]
-        while len(batch) < self.batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
     def _run(self) -> None:
         _local.emitting = True  # whatever this thread logs is never published
-        own_loop: asyncio.AbstractEventLoop | None = None
+        empty_rounds = 0
         while True:
-            batch = self._next_batch()
+            if self._pending:
+                empty_rounds = 0
+            else:
+                empty_rounds += 1
+                if empty_rounds >= IDLE_AFTER:
+                    self._sleep_until_next_record()
+                    empty_rounds = 0
+            time.sleep(FLUSH_INTERVAL)
+            self.flush()
+
+    def _sleep_until_next_record(self) -> None:
+        self._idle = True
+        if not self._pending:  # a record appended before `_idle` was set has no wake-up
+            self._wakeup.wait(timeout=1.0)
+        self._wakeup.clear()
+        self._idle = False
+
+    def flush(self) -> None:
+        """Publish everything queued so far, in batches (the publishing thread's work)."""
+        pending = self._pending
+        while pending:
+            batch = []
+            while pending and len(batch) < self.batch_size:
+                batch.append(pending.popleft())
             try:
-                own_loop = self._publish(batch, own_loop)
+                self._publish([to_event(item) for item in batch])
             except Exception:  # the layer is down or full: these lines are lost
                 self.dropped += len(batch)
 
-    def _publish(self, batch, own_loop):
-        from channels.layers import InMemoryChannelLayer, get_channel_layer
+    def _publish(self, events: list[dict]) -> None:
+        from logstream import fanout
 
-        layer = get_channel_layer()
-        if layer is None:
-            return own_loop
-        if isinstance(layer, InMemoryChannelLayer):
-            loop = self._consumer_loop()
-            if loop is None:  # nobody in this process listens, and nobody else can
-                return own_loop
-            future = asyncio.run_coroutine_threadsafe(send_batch(layer, batch), loop)
-            try:
-                future.result(timeout=SEND_TIMEOUT)
-            except FutureTimeout:
-                future.cancel()
-                raise
+        target = fanout.redis_target()
+        if target is None:
+            fanout.deliver_locally(events)
         else:
-            if own_loop is None or own_loop.is_closed():
-                own_loop = asyncio.new_event_loop()
-            own_loop.run_until_complete(
-                asyncio.wait_for(send_batch(layer, batch), timeout=SEND_TIMEOUT)
-            )
-        self.published += len(batch)
-        return own_loop
+            url, channel = target
+            if self._redis is None or self._redis_url != url:
+                import redis
+
+                self._redis = redis.Redis.from_url(
+                    url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+                )
+                self._redis_url = url
+            self._redis.publish(channel, json.dumps(events, separators=(",", ":")))
+        self.published += len(events)
 
 
-async def send_batch(layer, batch: list[dict]) -> None:
-    """One message per group: every event to `logs.all`, each tenant's to its own group."""
-    await layer.group_send(ALL_GROUP, {"type": GROUP_MESSAGE_TYPE, "events": batch})
-    by_tenant: dict[str, list[dict]] = defaultdict(list)
-    for event in batch:
-        if event["tenant"]:
-            by_tenant[event["tenant"]].append(event)
-    for slug, events in by_tenant.items():
-        await layer.group_send(tenant_group(slug), {"type": GROUP_MESSAGE_TYPE, "events": events})
+def to_event(item: tuple) -> dict:
+    """The redacted event of a queued record (see `ChannelLayerHandler.emit`)."""
+    created, level, levelno, target, text, tenant, request_id = item
+    return make_event(created, level, levelno, target, redact(text), tenant, request_id)
 
 
 publisher = LogPublisher()
+_ignored: dict[str, bool] = {}
 
 
 class ChannelLayerHandler(logging.Handler):
@@ -153,18 +155,27 @@ class ChannelLayerHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(_local, "emitting", False):
-            return  # re-entry: the channel layer, or this handler, logged while publishing
-        if record.name.partition(".")[0] in IGNORED_LOGGERS:
+            return  # re-entry: the publishing thread, or this handler, logged
+        name = record.name
+        ignored = _ignored.get(name)
+        if ignored is None:
+            ignored = _ignored[name] = name.partition(".")[0] in IGNORED_LOGGERS
+        if ignored:
             return
         _local.emitting = True
         try:
             tenant = get_current_tenant()
-            event = build_event(
-                record,
-                tenant=tenant.slug if tenant is not None else None,
-                request_id=get_request_id(),
+            publisher.submit(
+                (
+                    record.created,
+                    record.levelname,
+                    record.levelno,
+                    name,
+                    record_text(record),
+                    tenant.slug if tenant is not None else None,
+                    get_request_id(),
+                )
             )
-            publisher.submit(event)
         except Exception:  # never fail the code that logged
             publisher.dropped += 1
         finally:

@@ -6,19 +6,22 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.test import AsyncClient, Client, override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.tokens import issue_tokens
 from config.asgi import application
+from logstream import fanout
 from logstream.consumers import connected_clients
-from logstream.events import format_event, parse_level
-from logstream.handlers import ChannelLayerHandler, LogPublisher
+from logstream.events import format_event, format_timestamp, make_event, parse_level
+from logstream.handlers import ChannelLayerHandler, LogPublisher, to_event
 from logstream.redaction import REDACTED, RedactingFilter, redact, redact_query
 from tenants.context import use_tenant
 
@@ -315,6 +318,70 @@ async def test_level_filter_sends_only_that_level_and_above(acme, acme_token):
     await communicator.disconnect()
 
 
+async def test_default_frames_carry_exactly_one_record_each(acme, acme_token):
+    communicator, _ = await open_stream(query=f"token={acme_token}&format=json")
+    run = marker()
+    for n in range(20):
+        log_in(acme, f"{run} line {n:02d}")
+    frames = await frames_until(communicator, f"{run} line 19")
+    ours = [f for f in frames if run in f]
+    assert [json.loads(f)["message"] for f in ours] == [f"{run} line {n:02d}" for n in range(20)]
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+async def test_batch_parameter_sends_several_records_per_frame_one_line_each(acme, acme_token, fmt):
+    communicator, _ = await open_stream(query=f"token={acme_token}&format={fmt}&batch=200")
+    run = marker()
+    for n in range(20):
+        log_in(acme, f"{run} line {n:02d}")
+    frames = await frames_until(communicator, f"{run} line 19")
+    lines = [line for frame in frames for line in frame.split("\n") if run in line]
+    if fmt == "json":
+        messages = [json.loads(line)["message"] for line in lines]
+    else:
+        assert all(TEXT_FRAME.match(line) for line in lines)
+        messages = [line.split("] ", 2)[-1] for line in lines]
+    assert messages == [f"{run} line {n:02d}" for n in range(20)]
+    assert len([f for f in frames if run in f]) < 20  # batched, not one frame per record
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "query", ["batch=abc", "batch=0", "batch=-5", "batch=100000", "batch=\u00b2", "level=\u00b2"]
+)
+async def test_bad_batch_or_level_values_fall_back_to_the_defaults(acme, acme_token, query):
+    communicator, connected = await open_stream(query=f"token={acme_token}&{query}")
+    assert connected
+    first, second = marker(), marker()
+    log_in(acme, first)
+    log_in(acme, second)
+    frames = await frames_until(communicator, second)
+    assert any(frame.endswith(first) for frame in frames)
+    assert frames[-1].endswith(second)
+    await communicator.disconnect()
+
+
+async def test_each_record_is_formatted_once_per_format_whatever_the_clients(
+    acme, acme_token, monkeypatch
+):
+    calls = []
+    real = fanout.format_event
+    monkeypatch.setattr(
+        fanout, "format_event", lambda event, fmt: calls.append(fmt) or real(event, fmt)
+    )
+    clients = [(await open_stream(query=f"token={acme_token}&format=json"))[0] for _ in range(3)]
+    clients += [(await open_stream(query=f"token={acme_token}&format=text"))[0] for _ in range(2)]
+    needle = marker()
+    calls.clear()
+    log_in(acme, needle)
+    for client in clients:
+        assert needle in (await frames_until(client, needle))[-1]
+    assert sorted(calls) == ["json", "text"]
+    for client in clients:
+        await client.disconnect()
+
+
 async def test_no_credential_reaches_a_frame(acme, acme_token, platform_token):
     communicator, _ = await open_stream(query=f"token={platform_token}")
     needle = marker()
@@ -333,6 +400,18 @@ async def test_no_credential_reaches_a_frame(acme, acme_token, platform_token):
     assert platform_token not in text
     assert "Sup3r-Secret-pw" not in text
     assert REDACTED in text
+    await communicator.disconnect()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the Redis channel layer only")
+async def test_a_quiet_stream_outlives_redis_py_default_read_timeout(acme, acme_token):
+    """redis-py 8 times blocking reads out after 5 s by default; neither the client nor
+    this process's subscription may be torn down by a quiet spell."""
+    communicator, _ = await open_stream(query=f"token={acme_token}")
+    await asyncio.sleep(6.5)
+    needle = marker()
+    log_in(acme, needle)
+    assert (await frames_until(communicator, needle))[-1].endswith(needle)
     await communicator.disconnect()
 
 
@@ -445,3 +524,95 @@ def test_frame_formats_and_levels():
     assert parse_level("warn") == logging.WARNING
     assert parse_level("ERROR") == logging.ERROR
     assert parse_level("nonsense") == logging.NOTSET
+
+
+class FakeClient:
+    def __init__(self, tenant_slug, *, min_level=logging.NOTSET, fmt="json"):
+        self.tenant_slug, self.min_level, self.format = tenant_slug, min_level, fmt
+        self.frames: list[str] = []
+
+    def push(self, frames):
+        self.frames.extend(frames)
+
+
+def event_of(tenant, message, level=logging.INFO):
+    return make_event(
+        1730126912.123, logging.getLevelName(level), level, "x", message, tenant, None
+    )
+
+
+async def test_fanout_gives_a_tenant_client_only_its_own_tenants_records():
+    hub = fanout.Fanout(asyncio.get_running_loop())
+    acme, globex, staff = FakeClient("acme"), FakeClient("globex"), FakeClient(None)
+    warnings_only = FakeClient("acme", min_level=logging.WARNING)
+    hub.clients.update({acme, globex, staff, warnings_only})
+    hub.deliver(
+        [
+            event_of("acme", "a1"),
+            event_of("globex", "g1"),
+            event_of(None, "nobody"),
+            event_of("acme", "a2", logging.ERROR),
+            event_of("acme-corp", "lookalike"),
+        ]
+    )
+    assert [json.loads(f)["message"] for f in acme.frames] == ["a1", "a2"]
+    assert [json.loads(f)["message"] for f in globex.frames] == ["g1"]
+    assert [json.loads(f)["message"] for f in warnings_only.frames] == ["a2"]
+    assert len(staff.frames) == 5
+    await hub.close()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b"{}", b"[1, 2]", b'[{"levelno": "x"}]', b'[{"levelno": 20, "message": 3}]'],
+)
+async def test_fanout_ignores_a_malformed_published_batch(payload):
+    hub = fanout.Fanout(asyncio.get_running_loop())
+    hub._receive(payload)
+    assert hub.batches == []
+    await hub.close()
+
+
+def test_a_record_after_the_publisher_went_idle_wakes_it(monkeypatch):
+    monkeypatch.setattr("logstream.handlers.IDLE_AFTER", 1)
+    publisher = LogPublisher()
+    published = []
+    monkeypatch.setattr(publisher, "_publish", published.extend)
+    item = (1730126912.123, "INFO", 20, "x", "first", None, None)
+    publisher.submit(item)
+    deadline = time.monotonic() + 2
+    while not (published and publisher._idle) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert publisher._idle
+    woken = time.monotonic()
+    publisher.submit((*item[:4], "second", None, None))
+    while len(published) < 2 and time.monotonic() < deadline + 2:
+        time.sleep(0.005)
+    # Without the wake-up the thread would sleep out its one-second idle timeout.
+    assert time.monotonic() - woken < 0.5
+    assert [e["message"] for e in published] == ["first", "second"]
+
+
+def test_queued_records_are_redacted_before_they_are_published():
+    item = (1730126912.123, "INFO", 20, "x", "login password=hunter2", "acme", "rid-1")
+    event = to_event(item)
+    assert event["message"] == f"login password={REDACTED}"
+    assert (event["tenant"], event["request_id"]) == ("acme", "rid-1")
+
+
+def test_redaction_shortcut_still_catches_every_key_and_unicode_case_folding():
+    from logstream.redaction import _HINTS, SENSITIVE_KEYS
+
+    assert all(any(hint in key for hint in _HINTS) for key in SENSITIVE_KEYS)
+    assert "hunter2" not in redact("PA\u017f\u017fWORD=hunter2")  # long s folds to s
+    assert "hunter2" not in redact("caf\u00e9 password=hunter2")
+    assert redact("GET /api/address-book?search=bob 200") == "GET /api/address-book?search=bob 200"
+
+
+@pytest.mark.parametrize("created", [0.0, 1730126912.123, 1730126912.9999996, 1730126912.0004999])
+def test_timestamps_match_datetime_rounding(created):
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(created, tz=UTC)
+    expected = moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+    assert format_timestamp(created) == expected

@@ -10,6 +10,7 @@ from http import HTTPStatus
 import pytest
 from django.test import Client
 
+from logstream.handlers import to_event
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -91,9 +92,10 @@ def test_access_log_names_tenant_and_user(acme, make_user, bearer, access_lines)
 
 
 def test_access_log_record_carries_tenant_and_request_id(acme, monkeypatch):
-    events = []
-    monkeypatch.setattr("logstream.handlers.publisher.submit", events.append)
+    queued = []
+    monkeypatch.setattr("logstream.handlers.publisher.submit", queued.append)
     client_for("acme.test").get("/api/auth/me", HTTP_X_REQUEST_ID="trace-42")
+    events = [to_event(item) for item in queued]
     (event,) = [e for e in events if e["target"] == "logstream.access"]
     assert event["tenant"] == "acme"
     assert event["request_id"] == "trace-42"
