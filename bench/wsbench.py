@@ -3,7 +3,9 @@ receive; `generate` logs records at a fixed rate through the project's logging (
 ChannelLayerHandler, Redis channel layer) inside a tenant context.
 
 Each generated record's message is `bench-ws seq=<n> t=<unix time>`; a client's delivery
-latency is its receive time minus `t` (same machine, same clock).
+latency is its receive time minus `t` (same machine, same clock). With `--batch-ms N` the
+clients ask for batched frames (`?batch=N`: every record of up to N ms in one frame, one
+line each) and count every record of a frame.
 """
 
 from __future__ import annotations
@@ -49,11 +51,10 @@ async def _client(
             except ConnectionClosed:
                 break
             now = time.time()
-            match = _RECORD.search(frame)
-            if match:
+            for match in _RECORD.finditer(frame):
                 seen += 1
                 latencies.append(now - float(match.group(2)))
-            elif "log messages dropped" in frame:
+            if "log messages dropped" in frame:
                 stats["drop_notices"] += 1
         watcher.cancel()
     stats["received"] = seen
@@ -61,6 +62,8 @@ async def _client(
 
 async def clients_main(args) -> None:
     uri = f"ws://{args.host}:{args.port}/api/ws/logs?format=json&token={args.token}"
+    if args.batch_ms:
+        uri += f"&batch={args.batch_ms}"
     deadline = time.time() + args.seconds
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
@@ -143,6 +146,7 @@ def main() -> None:
     c.add_argument("--expect", type=int, required=True)
     c.add_argument("--ready-file", required=True)
     c.add_argument("--out", required=True)
+    c.add_argument("--batch-ms", type=int, default=0, help="ask for batched frames (?batch=)")
     g = sub.add_parser("generate")
     g.add_argument("--tenant", required=True)
     g.add_argument("--rate", type=float, default=1000)
