@@ -1007,7 +1007,7 @@ def scenarios(mode: Mode) -> list[Scenario]:
         Scenario(
             "ws",
             f"{mode.ws_clients} WebSocket log clients, {mode.ws_rate} records/s for "
-            f"{mode.ws_seconds} s, Redis layer (daphne)",
+            f"{mode.ws_seconds} s, Redis, daphne, ?batch={WS_BATCH_MS} frames",
             sc_ws,
             [
                 ("delivered_pct", "delivered to clients keeping up", "%", Target(">=", 99.9, "%")),
