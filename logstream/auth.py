@@ -14,11 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user
+from django.db import DatabaseError
 from django.http import HttpRequest, parse_cookie
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from accounts.authentication import TenantJWTAuthentication
+from config.errors import tenant_database_unavailable
 from tenants.context import use_tenant
+from tenants.db import circuit_open
 from tenants.middleware import resolve_scope
 from tenants.models import Tenant
 
@@ -72,11 +75,20 @@ def _raw_tokens(scope: dict, headers: dict[str, str], cookies: dict[str, str]):
 
 def _viewer_from_token(raw: str, tenant: Tenant | None) -> LogViewer | None:
     authentication = TenantJWTAuthentication()
+    if tenant is not None and circuit_open(tenant.alias):
+        tenant = None  # its database is down: only a platform token can still be checked
     if tenant is not None:
         try:
             with use_tenant(tenant):
-                user, _token = authentication.authenticate_raw(raw)
-            return LogViewer(user=user, tenant=tenant)
+                try:
+                    user, _token = authentication.authenticate_raw(raw)
+                except DatabaseError as exc:
+                    if not tenant_database_unavailable(exc):
+                        raise
+                    logger.warning("Log stream handshake: tenant database unavailable")
+                    tenant = None  # recorded; a platform token may still be accepted
+                else:
+                    return LogViewer(user=user, tenant=tenant)
         except AuthenticationFailed:
             return None
         except PermissionDenied:

@@ -9,6 +9,7 @@ sessions terminated (an open connection lost mid-stream).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -289,3 +290,38 @@ def test_hung_database_server_costs_one_short_connect_timeout(downco, silent_ser
     assert first_elapsed < 3, first_elapsed
     assert (second.status_code, second.json()) == (503, UNAVAILABLE)
     assert second_elapsed < 0.5, second_elapsed
+
+
+async def test_log_stream_handshake_of_the_down_tenant_is_refused_cleanly(downco):
+    """A WebSocket handshake while the tenant's database is down is refused (HTTP 403 from
+    the server), like a bad token, instead of crashing the consumer; the outage is recorded,
+    so the next handshake is refused at once."""
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    tenant, auth = downco
+    headers = [
+        (b"host", b"downco.test"),
+        (b"authorization", auth["HTTP_AUTHORIZATION"].encode()),
+    ]
+
+    def forget_connection(alias):
+        # The consumer's database thread may still hold a connection object made from an
+        # earlier test's registration of this alias (the same slug, another database).
+        tenant_db.close_connection(alias)
+        with contextlib.suppress(AttributeError):
+            del connections[alias]
+
+    with unreachable(tenant):
+        await sync_to_async(forget_connection)(tenant.alias)
+        first = WebsocketCommunicator(application, "/api/ws/logs", headers=headers)
+        connected, _ = await first.connect(timeout=10)
+        assert connected is False
+        assert tenant_db.circuit_open(tenant.alias)
+        started = time.monotonic()
+        second = WebsocketCommunicator(application, "/api/ws/logs", headers=headers)
+        connected_again, _ = await second.connect(timeout=10)
+        assert connected_again is False
+        assert time.monotonic() - started < 1.0
+    await sync_to_async(connections.close_all)()
