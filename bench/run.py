@@ -579,6 +579,18 @@ def tenant_sessions() -> int:
 
 def sc_round_robin(ctx: Context, run: int) -> dict:
     one = sc_list(ctx, run)["rps"]
+    if run == 0:
+        # Steady state, as for the single tenant (warm()): both workers open their
+        # connections to the rotation's tenants before anything is measured.
+        wrk(
+            HTTP_PORT,
+            LIST_PATH,
+            seconds=3,
+            connections=32,
+            script="rotate.lua",
+            script_args=[str(RAW / "hosts-rr.txt")],
+            tag="rr-warm",
+        )
     sessions = tenant_sessions()
     many = wrk(
         HTTP_PORT,
