@@ -1137,7 +1137,7 @@ def annotate(rows: list[Row], mode: Mode) -> None:
         runs = row.extra.get("runs", [])
         if row.key == "rss.connections" and runs:
             row.note = (
-                f"cap TENANT_MAX_OPEN_CONNECTIONS=32; requests per run "
+                f"cap TENANT_MAX_OPEN_CONNECTIONS={DEFAULT_TENANT_CAP}; requests per run "
                 f"{[r['requests'] for r in runs]} over {runs[0]['tenants']} tenants. {row.note}"
             ).strip()
         if row.key == "round_robin.ratio" and runs:
