@@ -1,4 +1,9 @@
-"""Client address and network allow-lists (CIDR, IPv4 and IPv6)."""
+"""Client address and network allow-lists (CIDR, IPv4 and IPv6).
+
+The client address is computed here and nowhere else: HTTP requests (`client_ip`) and ASGI
+scopes such as a WebSocket handshake (`scope_client_ip`) both go through `client_address`.
+Every consumer (allow-lists, rate limits, lockouts, logs) takes it from one of these.
+"""
 
 import ipaddress
 from functools import cache
@@ -7,19 +12,28 @@ from django.conf import settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# A header longer than this is not a chain of proxies; it is ignored (linear, bounded work).
+MAX_FORWARDED_LENGTH = 2048
+
 
 @cache
 def parse_networks(values: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(value.strip(), strict=False) for value in values if value)
 
 
+def _ip(address: str | None):
+    if not address:
+        return None
+    try:
+        return ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+
+
 def ip_in(address: str | None, values) -> bool:
     """True when `address` lies in one of the CIDRs `values`."""
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    ip = _ip(address)
+    if ip is None:
         return False
     return any(ip in network for network in parse_networks(tuple(values)))
 
@@ -28,12 +42,45 @@ def peer_is_trusted_proxy(peer: str | None) -> bool:
     return ip_in(peer, settings.TRUSTED_PROXY_IPS)
 
 
+def client_address(peer: str | None, forwarded_for: str | None) -> str:
+    """The peer address, or, when the peer is a trusted proxy, the rightmost
+    `X-Forwarded-For` hop that is not a trusted proxy itself.
+
+    Hops are read right to left because only the right end was written by proxies we trust:
+    anything to the left of the first untrusted hop is whatever the client chose to send.
+    A hop that is not an IP address ends the walk (the chain cannot be trusted past it)
+    and the last trusted address seen is the answer.
+    """
+    peer = (peer or "").strip()
+    if not forwarded_for or not peer_is_trusted_proxy(peer):
+        return peer
+    if len(forwarded_for) > MAX_FORWARDED_LENGTH:
+        return peer
+    address = peer
+    for hop in reversed(forwarded_for.split(",")):
+        ip = _ip(hop)
+        if ip is None:
+            return address
+        address = str(ip)
+        if not peer_is_trusted_proxy(address):
+            return address
+    return address
+
+
 def client_ip(request) -> str:
-    """The peer address, or the first forwarded one when the peer is a trusted proxy."""
-    peer = request.META.get("REMOTE_ADDR", "")
-    if peer_is_trusted_proxy(peer):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
-    return peer
+    """The client address of a Django request (see `client_address`)."""
+    return client_address(
+        request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR")
+    )
+
+
+def scope_client_ip(scope: dict) -> str:
+    """The client address of an ASGI scope, e.g. a WebSocket handshake."""
+    client = scope.get("client")
+    forwarded = None
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"x-forwarded-for":
+            # Several header lines are one list (RFC 9110, 5.3).
+            piece = value.decode("latin1")
+            forwarded = piece if forwarded is None else f"{forwarded},{piece}"
+    return client_address(client[0] if client else "", forwarded)
