@@ -9,6 +9,7 @@ from config.metrics import metrics_view
 from logstream.views import log_viewer
 
 urlpatterns = [
+    path("", views.landing, name="landing"),
     path("admin/logs/", admin.site.admin_view(log_viewer), name="admin-logs"),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),

@@ -8,6 +8,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -96,9 +98,10 @@ class ReadyView(OperationsView):
             except Exception:
                 checks[name] = "unavailable"
         healthy = all(value == "ok" for value in checks.values())
-        # One tenant's database does not make the process unready; it is named instead,
-        # from recorded failures, without querying any tenant database.
-        tenants = {"unavailable": recently_unavailable_tenants()}
+        # One tenant's database does not make the process unready. It is counted, from
+        # recorded failures, without querying any tenant database; this endpoint has no
+        # authentication, so which tenants fail is the platform API's tenant health's.
+        tenants = {"unavailable": len(recently_unavailable_tenants())}
         return Response(
             {"status": "ok" if healthy else "unavailable", "checks": checks, "tenants": tenants},
             status=200 if healthy else 503,
@@ -106,6 +109,38 @@ class ReadyView(OperationsView):
 
 
 ready = ReadyView.as_view()
+
+
+LANDING = {
+    "name": "tenantkit",
+    "tagline": "Multi-tenant SaaS API",
+    "description": (
+        "tenantkit serves a REST API for multi-tenant SaaS: every tenant has its own "
+        "database, chosen from the request's host; users sign up and log in with JSON Web "
+        "Tokens bound to their tenant, keep an address book, and stream their application's "
+        "logs over WebSocket. Platform staff provision, migrate and suspend tenants in the "
+        "admin or through the platform API."
+    ),
+    "links": [
+        ("docs", "/api/docs/", "API documentation (Swagger UI)"),
+        ("schema", "/api/schema/", "OpenAPI 3 schema (?format=json for JSON)"),
+        ("admin", "/admin/", "Django admin, for platform staff"),
+        ("health", "/health", "liveness probe"),
+        ("ready", "/ready", "readiness probe: database, cache, channel layer"),
+    ],
+}
+
+
+def landing(request):
+    """The root page, on any host: what this service is and where to go. It is the same
+    for everyone and shows nothing of any tenant. JSON to a client that prefers it."""
+    if request.method not in ("GET", "HEAD"):
+        return error_response(405, "Method not allowed", headers={"Allow": "GET, HEAD"})
+    if request.get_preferred_type(["text/html", "application/json"]) == "application/json":
+        links = {key: href for key, href, _title in LANDING["links"]}
+        return JsonResponse({**{k: LANDING[k] for k in ("name", "description")}, "links": links})
+    links = [{"href": href, "title": title} for _key, href, title in LANDING["links"]]
+    return render(request, "landing.html", {**LANDING, "links": links})
 
 
 def bad_request(request, exception=None):

@@ -1,0 +1,239 @@
+"""Operations endpoints as an outsider sees them: /ready counts failing tenants without
+naming them, the probes answer plain HTTP in production while every other path still
+redirects, and `/` is a landing page with no tenant data."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from contextlib import contextmanager
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.test import Client, override_settings
+
+from accounts.models import User
+from tenants import db as tenant_db
+from tests.conftest import PASSWORD, client_for
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _closed_circuits():
+    tenant_db._failed_at.clear()
+    yield
+    tenant_db._failed_at.clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def database_unreachable(tenant):
+    """The tenant's alias points at a database that cannot be opened, then is restored."""
+    overrides = (
+        {"PORT": str(_free_port())}
+        if POSTGRES
+        else {"NAME": "/nonexistent-tenantkit-dir/tenant.sqlite3"}
+    )
+    cfg = connections.settings[tenant.alias]
+    saved = {key: cfg[key] for key in overrides}
+    tenant_db.close_connection(tenant.alias)
+    cfg.update(overrides)
+    try:
+        yield
+    finally:
+        tenant_db.close_connection(tenant.alias)
+        cfg.update(saved)
+
+
+@pytest.fixture
+def failing_tenant(tenant_factory, make_user, bearer):
+    """A tenant whose database went away after a user of it was served: the failure is
+    recorded as a real request records it."""
+    tenant = tenant_factory("secretco")
+    auth = bearer(make_user(tenant, "sam"), tenant)
+    with database_unreachable(tenant):
+        response = client_for("secretco.test").get("/api/address-book", **auth)
+        assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+        yield tenant
+
+
+@pytest.fixture
+def platform_auth(acme) -> dict:
+    User.objects.create_user("opsroot", "opsroot@example.test", PASSWORD, is_staff=True)
+    response = client_for("acme.test").post(
+        "/api/platform/auth/login",
+        {"username_or_email": "opsroot", "password": PASSWORD},
+        format="json",
+    )
+    return {"HTTP_AUTHORIZATION": f"Bearer {response.json()['access']}"}
+
+
+# --- /ready: a count, never a name --------------------------------------------------------
+def test_ready_counts_unavailable_tenants_without_naming_them(failing_tenant):
+    response = Client().get("/ready")
+    body = response.json()
+    assert response.status_code == HTTPStatus.OK
+    assert set(body) == {"status", "checks", "tenants"}
+    assert set(body["checks"]) == {"database", "cache", "channel_layer"}
+    assert body["tenants"] == {"unavailable": 1}
+    assert b"secretco" not in response.content
+
+
+def test_ready_counts_zero_when_every_tenant_answers(acme):
+    assert Client().get("/ready").json()["tenants"] == {"unavailable": 0}
+
+
+def test_platform_tenant_health_names_the_unavailable_tenant(failing_tenant, platform_auth):
+    response = client_for("globex.test").get(
+        "/api/platform/tenants/secretco/health", **platform_auth
+    )
+    body = response.json()
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert (body["slug"], body["database"], body["status"]) == (
+        "secretco",
+        "unreachable",
+        "unhealthy",
+    )
+
+
+def test_platform_tenant_health_needs_a_platform_token(failing_tenant):
+    response = client_for("globex.test").get("/api/platform/tenants/secretco/health")
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert b"unreachable" not in response.content
+
+
+# --- probes over plain HTTP in production -------------------------------------------------
+PRODUCTION_ENV = {
+    "APP_ENV": "production",
+    "DEBUG": "false",
+    "SECRET_KEY": "s" * 50,
+    "JWT_SECRET": "j" * 50,
+    "ALLOWED_HOSTS": "api.example.test",
+}
+
+
+@pytest.fixture(scope="module")
+def production_redirect_settings() -> dict:
+    """SECURE_SSL_REDIRECT and SECURE_REDIRECT_EXEMPT as config.settings computes them with
+    APP_ENV=production (imported in a fresh interpreter: settings are read once)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SECURE_", "DJANGO_SETTINGS"))
+    }
+    env.update(PRODUCTION_ENV)
+    code = (
+        "import json; from config import settings as s; "
+        "print(json.dumps({'SECURE_SSL_REDIRECT': s.SECURE_SSL_REDIRECT, "
+        "'SECURE_REDIRECT_EXEMPT': getattr(s, 'SECURE_REDIRECT_EXEMPT', [])}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_production_redirects_to_https_and_exempts_exactly_the_probes(
+    production_redirect_settings,
+):
+    assert production_redirect_settings == {
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_REDIRECT_EXEMPT": [r"^health\Z", r"^ready\Z", r"^metrics\Z"],
+    }
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+def test_probes_answer_plain_http_in_production(path, production_redirect_settings, acme):
+    with override_settings(**production_redirect_settings):
+        response = Client().get(path)
+    assert response.status_code in (HTTPStatus.OK, HTTPStatus.SERVICE_UNAVAILABLE)
+    assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/api/address-book",
+        "/admin/",
+        "/api/docs/",
+        "/healthz",
+        "/health/",
+        "/health/x",
+        "/health%0A",
+        "/xhealth",
+        "/ready.json",
+        "/api/metrics",
+        "/admin/health",
+    ],
+)
+def test_every_other_path_still_redirects_to_https_in_production(
+    path, production_redirect_settings, acme
+):
+    with override_settings(**production_redirect_settings):
+        response = client_for("acme.test").get(path)
+    assert response.status_code == HTTPStatus.MOVED_PERMANENTLY
+    assert response.headers["Location"] == f"https://acme.test{path}"
+
+
+# --- the landing page ---------------------------------------------------------------------
+LANDING_LINKS = ["/api/docs/", "/admin/", "/health", "/ready", "/api/schema/"]
+
+
+@pytest.mark.parametrize("host", ["acme.test", "globex.test", "nobody.example", "localhost"])
+def test_root_serves_a_landing_page_on_any_host(host, acme, globex, make_contact):
+    make_contact(acme, name="Acme Private Contact")
+    response = client_for(host).get("/", HTTP_ACCEPT="text/html")
+    page = response.content.decode()
+    assert response.status_code == HTTPStatus.OK
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "tenantkit" in page
+    for link in LANDING_LINKS:
+        assert f'href="{link}"' in page
+    assert "Acme" not in page and "acme" not in page and "Globex" not in page
+    assert "Private Contact" not in page
+
+
+def test_landing_page_loads_no_external_assets(acme):
+    page = client_for("acme.test").get("/").content.decode()
+    for external in ("http://", "https://", 'href="//', 'src="//', "<script", "<link", "@import"):
+        assert external not in page
+
+
+def test_landing_page_answers_json_to_a_json_client(acme):
+    response = client_for("acme.test").get("/", HTTP_ACCEPT="application/json")
+    body = response.json()
+    assert response.status_code == HTTPStatus.OK
+    assert body["name"] == "tenantkit"
+    assert sorted(body["links"].values()) == sorted(LANDING_LINKS)
+
+
+def test_landing_page_refuses_writes(acme):
+    response = client_for("acme.test").post("/", {}, format="json")
+    assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
+    assert response.json() == {
+        "status": 405,
+        "error": "Method Not Allowed",
+        "message": "Method not allowed",
+    }
