@@ -10,6 +10,7 @@ tenant databases are rolled back. Tests that create their own tenants use
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -34,6 +35,36 @@ CONTACT_FIELDS = [
     "id", "name", "email", "phone", "address", "gender", "age", "notes", "created_at",
     "updated_at",
 ]  # fmt: skip
+
+
+# --- components: programs some tests drive (a browser, redis-server) ----------------------
+REQUIRE_ALL_COMPONENTS = "TENANTKIT_REQUIRE_ALL"
+
+
+def needs_component(name: str, *, available: bool, install: str) -> pytest.MarkDecorator:
+    """Marks tests that drive an installed program. Without it they skip, saying how to
+    install it; with TENANTKIT_REQUIRE_ALL=1 (set by .ci/run) they fail instead, so CI
+    cannot pass with a component it did not test. A backend skip (a test of the other
+    database's leg) is not a component and stays a plain skip."""
+    return pytest.mark.needs_component(name=name, available=available, install=install)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "needs_component(name, available, install): the test drives an installed program; "
+        "it skips without it, or fails when TENANTKIT_REQUIRE_ALL=1",
+    )
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("needs_component"):
+        if marker.kwargs["available"]:
+            continue
+        missing = f"{marker.kwargs['name']} is not installed ({marker.kwargs['install']})"
+        if os.environ.get(REQUIRE_ALL_COMPONENTS) == "1":
+            pytest.fail(f"{missing}; {REQUIRE_ALL_COMPONENTS}=1 makes a missing component fail")
+        pytest.skip(missing)
 
 
 def pytest_collection_modifyitems(items):

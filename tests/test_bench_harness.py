@@ -20,6 +20,7 @@ from bench.report import (
     render_markdown,
     summarize,
 )
+from tests.conftest import needs_component
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:18100/api/address-book
   1 threads and 32 connections
@@ -158,20 +159,33 @@ def test_bypass_settings_remove_tenancy_only(monkeypatch):
     assert bypass.INSTALLED_APPS == base.INSTALLED_APPS
 
 
-@pytest.mark.skipif(
-    os.geteuid() == 0 and not shutil.which("runuser"),
-    reason="running PostgreSQL as root needs runuser",
-)
-def test_own_postgresql_cluster_starts_sized_and_is_removed():
-    """The harness's own PostgreSQL cluster: started from the machine's binaries, sized for
-    the round-robin scenario, and gone (server and files) after the `with` block."""
-    psycopg = pytest.importorskip("psycopg")
-    from bench.pgserver import MAX_CONNECTIONS, PgServer, binaries
+def _postgresql_server_binaries_installed() -> bool:
+    from bench.pgserver import binaries
 
     try:
         binaries()
     except RuntimeError:
-        pytest.skip("PostgreSQL's server binaries are not installed")
+        return False
+    return True
+
+
+@needs_component(
+    "PostgreSQL's server binaries",
+    available=_postgresql_server_binaries_installed(),
+    install="apt-get install postgresql",
+)
+@needs_component(
+    "runuser (PostgreSQL refuses to run as root)",
+    available=os.geteuid() != 0 or shutil.which("runuser") is not None,
+    install="apt-get install util-linux",
+)
+def test_own_postgresql_cluster_starts_sized_and_is_removed():
+    """The harness's own PostgreSQL cluster: started from the machine's binaries, sized for
+    the round-robin scenario, and gone (server and files) after the `with` block."""
+    import psycopg
+
+    from bench.pgserver import MAX_CONNECTIONS, PgServer
+
     with PgServer() as pg:
         root = pg.root
         with psycopg.connect(f"{pg.url}/postgres") as conn:

@@ -237,3 +237,50 @@ def test_landing_page_refuses_writes(acme):
         "error": "Method Not Allowed",
         "message": "Method not allowed",
     }
+
+
+# --- CI: a missing component fails, it does not skip ---------------------------------------
+def test_a_missing_component_skips_unless_ci_requires_every_component(request, monkeypatch):
+    from tests import conftest
+
+    request.node.add_marker(
+        conftest.needs_component("frobnicator", available=False, install="apt-get install frob")
+    )
+    monkeypatch.delenv("TENANTKIT_REQUIRE_ALL", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"frobnicator is not installed \(apt-get"):
+        conftest.pytest_runtest_setup(request.node)
+    monkeypatch.setenv("TENANTKIT_REQUIRE_ALL", "1")
+    with pytest.raises(pytest.fail.Exception, match="frobnicator is not installed"):
+        conftest.pytest_runtest_setup(request.node)
+
+
+def test_an_installed_component_neither_skips_nor_fails(request, monkeypatch):
+    from tests import conftest
+
+    request.node.add_marker(conftest.needs_component("sh", available=True, install="-"))
+    monkeypatch.setenv("TENANTKIT_REQUIRE_ALL", "1")
+    conftest.pytest_runtest_setup(request.node)
+
+
+@pytest.mark.parametrize(
+    ("module", "component"),
+    [
+        ("tests.test_log_viewer_browser", "chromium"),
+        ("tests.test_resilience_redis", "redis-server"),
+    ],
+)
+def test_tests_of_an_installed_program_declare_it_as_a_component(module, component):
+    """So that CI's TENANTKIT_REQUIRE_ALL=1 turns their absence into a failure."""
+    import importlib
+
+    marks = importlib.import_module(module).pytestmark
+    marks = marks if isinstance(marks, list) else [marks]
+    assert {m.kwargs.get("name") for m in marks if m.name == "needs_component"} == {component}
+    assert not [m for m in marks if m.name == "skipif"]
+
+
+def test_ci_requires_every_component_and_installs_them():
+    script = (BASE_DIR / ".ci" / "run").read_text()
+    assert "export TENANTKIT_REQUIRE_ALL=1" in script
+    for package in ("chromium", "chromium-driver", "redis-server"):
+        assert f" {package}" in script

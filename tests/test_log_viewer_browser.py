@@ -19,15 +19,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_component
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 STAFF_PASSWORD = "Viewer-S3cret-pw"
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="Debian's chromium and chromium-driver packages are not installed "
-    "(apt-get install chromium chromium-driver; .ci/run installs them)",
+pytestmark = needs_component(
+    "chromium",
+    available=Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(),
+    install="apt-get install chromium chromium-driver; .ci/run installs them",
 )
 
 

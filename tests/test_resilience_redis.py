@@ -23,11 +23,15 @@ import redis
 from django.conf import settings as django_settings
 
 from config import cache as config_cache
-from tests.conftest import PASSWORD, client_for
+from tests.conftest import PASSWORD, client_for, needs_component
 
 pytestmark = [
     pytest.mark.django_db(databases="__all__"),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
+    needs_component(
+        "redis-server",
+        available=shutil.which("redis-server") is not None,
+        install="apt-get install redis-server; .ci/run installs it",
+    ),
 ]
 
 SLOW = 1.6  # seconds; one socket timeout at most, whatever the request does with the cache
