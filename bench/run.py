@@ -941,6 +941,147 @@ def sc_daphne(ctx: Context, run: int) -> dict:
     return {"daphne_rps": d["rps"], "ratio": g / d["rps"] if d["rps"] else None}
 
 
+HOSTILE_SLUG = "hostile"
+
+
+@dataclass
+class HostileTargets:
+    """What the hostile-input probes run against: a tenant of their own (a value the
+    server wrongly accepts changes only it), tokens minted per probe (a probe that logs
+    out or changes a password cannot disarm the next one), the served schema."""
+
+    spec: dict
+    tenant_token: Callable[[], str]
+    platform_token: Callable[[], str]
+    path_ids: dict[str, str]
+
+
+def hostile_targets(ctx: Context) -> HostileTargets:
+    from accounts.models import User
+    from accounts.tokens import issue_tokens
+    from addressbook.models import Contact
+    from tenants.context import use_tenant
+    from tenants.models import Tenant
+    from tenants.services import AdminSpec, provision_tenant
+
+    tenant = Tenant.objects.filter(slug=HOSTILE_SLUG).first()
+    if tenant is None:
+        provision_tenant(
+            slug=HOSTILE_SLUG,
+            name="Hostile inputs",
+            admin=AdminSpec("hostileadmin", "hostile@example.com", ADMIN_PASSWORD),
+        )
+        tenant = Tenant.objects.get(slug=HOSTILE_SLUG)
+    with use_tenant(tenant):
+        admin = User.objects.get(username="hostileadmin")
+        victim = User.objects.filter(username="victim").first() or User.objects.create_user(
+            "victim", "victim@example.com", ADMIN_PASSWORD
+        )
+        contact = Contact.objects.first() or Contact.objects.create(name="Target")
+    staff = User.objects.filter(username="hostilestaff").first() or User.objects.create_user(
+        "hostilestaff", "hostilestaff@example.com", ADMIN_PASSWORD, is_staff=True
+    )
+
+    def tenant_token() -> str:
+        with use_tenant(tenant):
+            return issue_tokens(admin, tenant)["access"]
+
+    status, body = http_exchange(HTTP_PORT, "GET", "/api/schema/?format=json", None, "")
+    if status != 200:
+        raise RuntimeError(f"/api/schema/?format=json answered {status}")
+    return HostileTargets(
+        spec=json.loads(body),
+        tenant_token=tenant_token,
+        platform_token=lambda: issue_tokens(staff, None)["access"],
+        path_ids={
+            "/api/address-book/{id}": str(contact.pk),
+            "/api/users/{id}": str(victim.pk),
+            "/api/platform/tenants/{slug}": HOSTILE_SLUG,
+        },
+    )
+
+
+def http_exchange(
+    port: int, method: str, path: str, body: bytes | None, token: str, timeout: float = 120
+) -> tuple[int, bytes]:
+    """One request on a connection of its own, read to the end: (status, body). A server
+    that answers before reading the whole body (413) and closes is not an error here;
+    status 0 means no status line came back."""
+    import socket
+
+    head = [f"{method} {path} HTTP/1.1", f"Host: {HOSTILE_SLUG}.localhost", "Connection: close"]
+    if token:
+        head.append(f"Authorization: Bearer {token}")
+    if body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    data = ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(data)
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    raw = b"".join(chunks)
+    status_line, _, rest = raw.partition(b"\r\n")
+    parts = status_line.split()
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    return status, rest.partition(b"\r\n\r\n")[2]
+
+
+def sc_hostile_inputs(ctx: Context, run: int) -> dict:
+    from bench.hostile import probes
+
+    targets = hostile_targets(ctx)
+    health: list[float] = []
+    stop = threading.Event()
+
+    def watch_health() -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            status, _ = http_exchange(HTTP_PORT, "GET", "/health", None, "", timeout=30)
+            health.append((time.perf_counter() - t0) * 1000 if status == 200 else float("inf"))
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch_health, daemon=True)
+    watcher.start()
+    latencies: list[tuple[float, str, int]] = []
+    statuses: dict[str, int] = {}
+    try:
+        for probe in probes(targets.spec, lambda t, name: targets.path_ids.get(t, "1")):
+            token = ""
+            if probe.auth:
+                platform = probe.path.startswith("/api/platform/")
+                token = targets.platform_token() if platform else targets.tenant_token()
+            t0 = time.perf_counter()
+            status, _ = http_exchange(HTTP_PORT, probe.method, probe.path, probe.body, token)
+            latencies.append(((time.perf_counter() - t0) * 1000, probe.describe(), status))
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+    finally:
+        stop.set()
+        watcher.join(timeout=60)
+    slowest = max(latencies)
+    failures = sorted({d for _, d, s in latencies if s >= 500 or s == 0})
+    (RAW / f"hostile-{run}.json").write_text(
+        json.dumps(
+            {"probes": [{"ms": ms, "probe": d, "status": s} for ms, d, s in latencies]},
+            indent=0,
+        )
+    )
+    return {
+        "requests": len(latencies),
+        "slowest_ms": slowest[0],
+        "slowest": f"{slowest[1]} -> {slowest[2]}",
+        "p99_ms": percentile(sorted(ms for ms, _, _ in latencies), 99),
+        "server_errors": len([s for _, _, s in latencies if s >= 500 or s == 0]),
+        "server_error_probes": failures[:20],
+        "statuses": statuses,
+        "health_max_ms": max(health, default=0.0),
+        "health_p99_ms": percentile(sorted(health), 99) if health else 0.0,
+        "health_samples": len(health),
+    }
+
+
 def scenarios(mode: Mode) -> list[Scenario]:
     n = f"{mode.tenants:,}"
     return [
@@ -1033,6 +1174,17 @@ def scenarios(mode: Mode) -> list[Scenario]:
             [("mean_us", "mean", "us", Target("<=", 50, "us"))],
         ),
         Scenario(
+            "hostile_inputs",
+            "hostile inputs: every writable field (served OpenAPI schema), max length + 1 "
+            "and pathological values",
+            sc_hostile_inputs,
+            [
+                ("slowest_ms", "slowest request", "ms", Target("<=", 50, "ms")),
+                ("health_max_ms", "/health meanwhile (max)", "ms", Target("<=", 50, "ms")),
+                ("server_errors", "answers 5xx or none", "", Target("<=", 0)),
+            ],
+        ),
+        Scenario(
             "daphne",
             "list on daphne (1 process, CONN_MAX_AGE=0) vs gunicorn (2 sync workers)",
             sc_daphne,
@@ -1044,7 +1196,16 @@ def scenarios(mode: Mode) -> list[Scenario]:
     ]
 
 
-HTTP_SCENARIOS = {"list", "open", "round_robin", "bypass", "login", "deep", "daphne"}
+HTTP_SCENARIOS = {
+    "list",
+    "open",
+    "round_robin",
+    "bypass",
+    "login",
+    "deep",
+    "daphne",
+    "hostile_inputs",
+}
 # HTTP scenarios first (round-robin last of them: it fans out tenant connections), then
 # the ones that start their own processes.
 ORDER = [
@@ -1054,6 +1215,7 @@ ORDER = [
     "login",
     "deep",
     "daphne",
+    "hostile_inputs",
     "round_robin",
     "provision",
     "migrate",
@@ -1174,6 +1336,23 @@ def annotate(rows: list[Row], mode: Mode) -> None:
                 f"server CPU {[round(r['cpu_ms_per_req'], 1) for r in runs]} ms/request; "
                 f"{round(runs[0]['xacts_per_req'], 1)} statements/request; "
                 f"{runs[0]['sessions_per_req']:.3f} new DB sessions/request. {row.note}"
+            ).strip()
+        if row.key == "hostile_inputs.slowest_ms" and runs:
+            row.note = (
+                f"requests per run {[r['requests'] for r in runs]}; slowest: "
+                f"{'; '.join(sorted({r['slowest'] for r in runs}))}. {row.note}"
+            ).strip()
+        if row.key == "hostile_inputs.health_max_ms" and runs:
+            row.note = (
+                f"p99 {[round(r['health_p99_ms'], 1) for r in runs]} ms over "
+                f"{[r['health_samples'] for r in runs]} samples. {row.note}"
+            ).strip()
+        if row.key == "hostile_inputs.server_errors" and runs:
+            failing = sorted({p for r in runs for p in r["server_error_probes"]})
+            row.note = (
+                f"statuses {runs[0]['statuses']}"
+                + (f"; 5xx: {'; '.join(failing[:8])}" if failing else "")
+                + f". {row.note}"
             ).strip()
         if row.key == "migrate.seconds" and runs:
             row.note = f"tenants {[r['tenants'] for r in runs]}. {row.note}".strip()

@@ -284,3 +284,83 @@ def test_ci_requires_every_component_and_installs_them():
     assert "export TENANTKIT_REQUIRE_ALL=1" in script
     for package in ("chromium", "chromium-driver", "redis-server"):
         assert f" {package}" in script
+
+
+# --- the benchmark's hostile inputs -------------------------------------------------------
+@pytest.fixture
+def served_schema(acme) -> dict:
+    return client_for("acme.test").get("/api/schema/?format=json").json()
+
+
+def _writable_fields(spec: dict) -> set[tuple[str, str, str]]:
+    from bench.hostile import BODY_METHODS, _fields
+
+    found = set()
+    for template, operations in spec["paths"].items():
+        for method, op in operations.items():
+            content = op.get("requestBody", {}).get("content", {})
+            if method in BODY_METHODS and "application/json" in content:
+                for keys, _field in _fields(content["application/json"]["schema"], spec):
+                    found.add((method.upper(), template, "body:" + ".".join(keys)))
+    return found
+
+
+def test_hostile_probes_cover_every_writable_field_of_the_served_schema(served_schema):
+    from bench.hostile import probes, resolve
+
+    all_probes = list(probes(served_schema, lambda template, name: "1"))
+    by_field: dict[tuple[str, str, str], set[str]] = {}
+    for probe in all_probes:
+        by_field.setdefault((probe.method, probe.template, probe.target), set()).add(probe.kind)
+    fields = _writable_fields(served_schema)
+    assert ("POST", "/api/address-book", "body:phone") in fields
+    assert ("POST", "/api/platform/tenants", "body:admin.username") in fields
+    for key in fields:
+        kinds = by_field[key]
+        assert {"pattern_32k", "body_limit", "lone_surrogate", "nul", "nested_50k"} <= kinds, key
+    contact = resolve(served_schema["components"]["schemas"]["ContactRequest"], served_schema)
+    assert contact["properties"]["name"]["maxLength"]
+    assert "max_length+1" in by_field[("POST", "/api/address-book", "body:name")]
+
+
+def test_hostile_body_limit_probes_straddle_the_request_size_limit(served_schema):
+    from bench.hostile import MAX_BODY, probes
+
+    assert settings.MAX_REQUEST_SIZE_BYTES == MAX_BODY
+    sizes = {"body_limit": set(), "over_body_limit": set()}
+    for probe in probes(served_schema, lambda template, name: "1"):
+        if probe.kind in sizes:
+            sizes[probe.kind].add(len(probe.body) > MAX_BODY)
+    assert sizes == {"body_limit": {False}, "over_body_limit": {True}}
+
+
+def test_no_hostile_input_gets_a_server_error(served_schema, acme, make_user, bearer, make_contact):
+    """The benchmark's probes, through the test client: whatever each field's validators
+    do, no answer is a 5xx (the benchmark measures how long they take)."""
+    from accounts.tokens import issue_tokens
+    from bench.hostile import probes
+
+    admin = make_user(acme, "hostileadmin", role="admin")
+    victim = make_user(acme, "victim")
+    contact = make_contact(acme, name="Target")
+    staff = User.objects.create_user("hostilestaff", "hs@example.test", PASSWORD, is_staff=True)
+    ids = {
+        "/api/address-book/{id}": str(contact.pk),
+        "/api/users/{id}": str(victim.pk),
+        "/api/platform/tenants/{slug}": "acme",
+    }
+    client = client_for("acme.test")
+    failures = []
+    for probe in probes(served_schema, lambda template, name: ids.get(template, "1")):
+        if probe.auth and probe.path.startswith("/api/platform/"):
+            auth = {"HTTP_AUTHORIZATION": f"Bearer {issue_tokens(staff, None)['access']}"}
+        elif probe.auth:
+            auth = bearer(admin, acme)
+        else:
+            auth = {}
+        response = client.generic(
+            probe.method, probe.path, probe.body or b"", "application/json", **auth
+        )
+        if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            failures.append((probe.describe(), response.status_code))
+    assert failures == []
