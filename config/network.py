@@ -12,7 +12,8 @@ from django.conf import settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# A header longer than this is not a chain of proxies; it is ignored (linear, bounded work).
+# Only the right end of X-Forwarded-For is read (bounded work): the hops our own proxies
+# wrote are there, and a client padding the left cannot push them out of reach.
 MAX_FORWARDED_LENGTH = 2048
 
 
@@ -28,6 +29,16 @@ def _ip(address: str | None):
         return ipaddress.ip_address(address.strip())
     except ValueError:
         return None
+
+
+def _hop_ip(hop: str):
+    """The address of one X-Forwarded-For hop: `addr`, `v4:port` or `[v6]:port`."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        hop = hop[1 : hop.find("]")] if "]" in hop else ""
+    elif hop.count(":") == 1:
+        hop = hop.partition(":")[0]
+    return _ip(hop)
 
 
 def ip_in(address: str | None, values) -> bool:
@@ -54,11 +65,12 @@ def client_address(peer: str | None, forwarded_for: str | None) -> str:
     peer = (peer or "").strip()
     if not forwarded_for or not peer_is_trusted_proxy(peer):
         return peer
+    hops = forwarded_for[-MAX_FORWARDED_LENGTH:].split(",")
     if len(forwarded_for) > MAX_FORWARDED_LENGTH:
-        return peer
+        hops = hops[1:]  # the cut may have left part of an address
     address = peer
-    for hop in reversed(forwarded_for.split(",")):
-        ip = _ip(hop)
+    for hop in reversed(hops):
+        ip = _hop_ip(hop)
         if ip is None:
             return address
         address = str(ip)
