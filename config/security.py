@@ -3,9 +3,11 @@ limit and the network allow-list of the admin and platform API."""
 
 from __future__ import annotations
 
+import io
 import logging
 
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 
 from config.errors import error_response
 from config.middleware import HybridMiddleware
@@ -44,20 +46,46 @@ class SecurityHeadersMiddleware(HybridMiddleware):
         return response
 
 
+def _read_unsized_body(request, limit: int) -> bytes:
+    """Up to `limit + 1` bytes of a body sent without Content-Length. Under WSGI only a
+    chunked body has one (Django's own stream of such a request is empty: it reads
+    Content-Length bytes); under ASGI the server has already collected it."""
+    if isinstance(request, WSGIRequest):
+        if "chunked" not in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return b""
+        return request.environ["wsgi.input"].read(limit + 1)
+    # The stream itself: HttpRequest.read would mark the body as consumed.
+    return request._stream.read(limit + 1)
+
+
 class RequestSizeLimitMiddleware(HybridMiddleware):
-    """413 for a declared body larger than `MAX_REQUEST_SIZE_BYTES`, before it is read.
-    (Bodies without a length are capped by DATA_UPLOAD_MAX_MEMORY_SIZE when read.)"""
+    """413 for a body larger than `MAX_REQUEST_SIZE_BYTES`: a declared one before it is
+    read; one without Content-Length (chunked) once `MAX_REQUEST_SIZE_BYTES + 1` bytes of
+    it are read. A smaller unsized body is kept, with its length, for the view to parse
+    (parsers read Content-Length bytes, so it would otherwise look empty)."""
 
     def before(self, request):
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return error_response(400, "Invalid Content-Length header")
-        if length > settings.MAX_REQUEST_SIZE_BYTES:
-            return error_response(
-                413, f"Request body too large (limit {settings.MAX_REQUEST_SIZE_BYTES} bytes)"
-            )
+        limit = settings.MAX_REQUEST_SIZE_BYTES
+        declared = request.META.get("CONTENT_LENGTH")
+        if declared:
+            try:
+                length = int(declared)
+            except ValueError:
+                length = -1
+            if length < 0:
+                return error_response(400, "Invalid Content-Length header")
+            return self.too_large(limit) if length > limit else None
+        body = _read_unsized_body(request, limit)
+        if len(body) > limit:
+            return self.too_large(limit)
+        if body:
+            request._stream = LimitedStream(io.BytesIO(body), len(body))
+            request.META["CONTENT_LENGTH"] = str(len(body))
         return None
+
+    @staticmethod
+    def too_large(limit: int):
+        return error_response(413, f"Request body too large (limit {limit} bytes)")
 
 
 class RateLimitMiddleware(HybridMiddleware):
