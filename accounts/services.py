@@ -16,13 +16,26 @@ from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import throttles
 from accounts.models import RevokedToken, User
-from accounts.selectors import revocation_cache_key, user_find_for_login, user_get
-from accounts.tokens import TENANT_CLAIM, issue_tokens, issued_before
+from accounts.selectors import (
+    revocation_cache_key,
+    token_is_revoked,
+    user_find_for_login,
+    user_get,
+)
+from accounts.tokens import (
+    REFRESH_JTI_CLAIM,
+    TENANT_CLAIM,
+    PlatformRefreshToken,
+    issue_tokens,
+    issued_before,
+    refresh_token_class,
+)
 from config.errors import Conflict, TenantAccessDenied
 
 if TYPE_CHECKING:
@@ -139,16 +152,33 @@ def _dummy_hash() -> str:
     return make_password("dummy password for timing equality")
 
 
-def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: str) -> dict:
-    """Check credentials and return a token pair (the login response body).
+def _lockout_subject(user: User | None, identifier: str) -> str:
+    """What the lockout counts: the account, whichever identifier named it; for an
+    identifier that names no account, the identifier itself, so that guessing locks out
+    the same way and the answers do not tell which names exist."""
+    if user is not None:
+        return f"user:{user.pk}"
+    return f"name:{identifier.strip().lower()}"
+
+
+def authenticate_credentials(
+    *, username_or_email: str, password: str, tenant: Tenant | None, ip: str | None
+) -> User:
+    """The password check of every login path (tenant API, platform API, Django admin):
+    the per-IP rate (`LOGIN_RATE_LIMIT_PER_MINUTE`, skipped when `ip` is None: no request),
+    then the per-account lockout, then the password. Returns the user, or raises Throttled
+    (429) or AuthenticationFailed (401 `Invalid credentials`).
 
     `tenant` None is a platform login: only active staff of the main database. Unknown
-    user, wrong password, inactive user: the same 401 after the same hashing work.
+    user, wrong password, inactive user: the same 401 after the same hashing work; a
+    locked account and a locked unknown name: the same 429 without any.
     """
     scope = _tenant_label(tenant)
-    throttles.check_login_rate(ip=ip)
-    failures_counted = throttles.check_lockout(scope=scope, identifier=username_or_email)
+    if ip is not None:
+        throttles.check_login_rate(ip=ip)
     user = user_find_for_login(username_or_email=username_or_email)
+    subject = _lockout_subject(user, username_or_email)
+    failures_counted = throttles.check_lockout(scope=scope, identifier=subject)
     if user is None:
         check_password(password, _dummy_hash())
         ok = False
@@ -158,24 +188,34 @@ def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: s
             ok = False
     if not ok:
         user_id = user.pk if user is not None else None
-        locked = bool(throttles.record_login_failure(scope=scope, identifier=username_or_email))
+        locked = bool(throttles.record_login_failure(scope=scope, identifier=subject))
         logger.warning("Failed login (tenant=%s, user_id=%s)", scope, user_id)
         if locked:
             logger.warning("Account locked out (tenant=%s, user_id=%s)", scope, user_id)
         raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
     if failures_counted is not False:  # None: the cache could not tell, clear anyway
-        throttles.reset_login_failures(scope=scope, identifier=username_or_email)
+        throttles.reset_login_failures(scope=scope, identifier=subject)
+    return user
+
+
+def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: str) -> dict:
+    """Check credentials (`authenticate_credentials`) and return a token pair (the login
+    response body)."""
+    user = authenticate_credentials(
+        username_or_email=username_or_email, password=password, tenant=tenant, ip=ip
+    )
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     tokens = issue_tokens(user, tenant)
+    scope = _tenant_label(tenant)
     logger.info("User %s logged in (tenant=%s, user_id=%s)", user.username, scope, user.pk)
     return tokens
 
 
 # --- revocation ---------------------------------------------------------------------------
-def token_revoke(*, jti: str, expires_at: datetime, user_id: int | None) -> None:
+def token_revoke(*, jti: str, expires_at: datetime, user_id: int | None) -> bool:
     """Refuse the token `jti` from now on: recorded in the active database (durable), then
-    in the cache (fast)."""
-    RevokedToken.objects.get_or_create(
+    in the cache (fast). Returns False when it already was refused."""
+    _, created = RevokedToken.objects.get_or_create(
         jti=jti, defaults={"expires_at": expires_at, "user_id": user_id}
     )
     ttl = max(1, int((expires_at - timezone.now()).total_seconds()))
@@ -184,6 +224,7 @@ def token_revoke(*, jti: str, expires_at: datetime, user_id: int | None) -> None
     except Exception:  # the database record still refuses the token
         logger.warning("Cache unavailable while revoking a token; the database has it")
     logger.info("Token revoked (tenant=%s, user_id=%s)", _current_label(), user_id)
+    return created
 
 
 def revoked_tokens_purge() -> int:
@@ -204,9 +245,10 @@ def _expiry(token) -> datetime:
 
 
 def _load_refresh(*, raw: str, tenant: Tenant | None) -> tuple[RefreshToken, User]:
-    """Verify a refresh token for `tenant`; returns it with its (active) user."""
+    """Verify a refresh token for `tenant` (None: platform staff); returns it with its
+    (active) user."""
     try:
-        refresh = RefreshToken(raw)
+        refresh = refresh_token_class(tenant)(raw)
     except (TokenError, TypeError, ValueError) as exc:
         raise exceptions.AuthenticationFailed(INVALID_TOKEN) from exc
     if TENANT_CLAIM not in refresh.payload:
@@ -219,12 +261,20 @@ def _load_refresh(*, raw: str, tenant: Tenant | None) -> tuple[RefreshToken, Use
         user = None
     if user is None or not user.is_active or issued_before(refresh, user.tokens_valid_after):
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+    if tenant is None and (not user.is_staff or token_is_revoked(jti=str(refresh["jti"]))):
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN)
     return refresh, user
 
 
 def _blacklist(refresh: RefreshToken, user: User) -> bool:
-    """Blacklist `refresh`, recording it as outstanding first (refresh tokens are recorded
-    when first rotated or revoked, not when issued); False when it already was."""
+    """Refuse `refresh` from now on; False when it already was.
+
+    A tenant's refresh token goes on the tenant's blacklist, recorded as outstanding first
+    (refresh tokens are recorded when first rotated or revoked, not when issued); a
+    platform one on the main database's deny list, the blacklist app's tables living in
+    tenant databases only."""
+    if isinstance(refresh, PlatformRefreshToken):
+        return token_revoke(jti=str(refresh["jti"]), expires_at=_expiry(refresh), user_id=user.pk)
     outstanding, _ = OutstandingToken.objects.get_or_create(  # race-safe on the unique jti
         jti=refresh["jti"],
         defaults={
@@ -242,21 +292,30 @@ def _blacklist(refresh: RefreshToken, user: User) -> bool:
     return created
 
 
-def tokens_refresh(*, raw: str, tenant: Tenant) -> dict:
-    """Rotate a refresh token: the old one is blacklisted, a new pair is returned. A token
-    already rotated away, revoked or issued before the user's revocation mark: 401."""
+def tokens_refresh(*, raw: str, tenant: Tenant | None) -> dict:
+    """Rotate a refresh token (of `tenant`, or of platform staff with None): the old one is
+    refused from now on, a new pair is returned. A token already rotated away, revoked or
+    issued before the user's revocation mark: 401."""
     refresh, user = _load_refresh(raw=raw, tenant=tenant)
-    with transaction.atomic(using=router.db_for_write(BlacklistedToken)):
+    with transaction.atomic(using=router.db_for_write(RevokedToken)):
         if not _blacklist(refresh, user):
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
         tokens = issue_tokens(user, tenant)
-    logger.info("Refresh token rotated (tenant=%s, user_id=%s)", tenant.slug, user.pk)
+    label = _tenant_label(tenant)
+    logger.info("Refresh token rotated (tenant=%s, user_id=%s)", label, user.pk)
     return tokens
 
 
-def logout(*, user: User, access_token, refresh_raw: str | None, tenant: Tenant) -> None:
-    """Revoke the access token in use and, when given and the user's, the refresh token."""
+def logout(*, user: User, access_token, refresh_raw: str | None, tenant: Tenant | None) -> None:
+    """Revoke the access token in use and, when given and the user's, the refresh token.
+    A platform access token names its refresh token, which is revoked with it."""
+    label = _tenant_label(tenant)
     token_revoke(jti=access_token["jti"], expires_at=_expiry(access_token), user_id=user.pk)
+    paired = access_token.get(REFRESH_JTI_CLAIM) if tenant is None else None
+    if isinstance(paired, str) and paired:
+        # The refresh token outlives its access token by at most its own lifetime.
+        expires_at = timezone.now() + api_settings.REFRESH_TOKEN_LIFETIME
+        token_revoke(jti=paired, expires_at=expires_at, user_id=user.pk)
     if refresh_raw:
         try:
             refresh, owner = _load_refresh(raw=refresh_raw, tenant=tenant)
@@ -264,8 +323,8 @@ def logout(*, user: User, access_token, refresh_raw: str | None, tenant: Tenant)
             refresh, owner = None, None
         if refresh is not None and owner.pk == user.pk:
             _blacklist(refresh, user)
-            logger.info("Token revoked (tenant=%s, user_id=%s)", tenant.slug, user.pk)
-    logger.info("User %s logged out (tenant=%s, user_id=%s)", user.username, tenant.slug, user.pk)
+            logger.info("Token revoked (tenant=%s, user_id=%s)", label, user.pk)
+    logger.info("User %s logged out (tenant=%s, user_id=%s)", user.username, label, user.pk)
 
 
 def _move_revocation_mark(user: User) -> None:

@@ -1,6 +1,7 @@
 """Tenant-bound JWTs. Every token carries `tenant` (the slug, or null for platform staff),
 `user_id` and `iat_us` (issue time in microseconds); SimpleJWT adds `jti`, `exp`, `iat`,
-and, from settings, `aud` and `iss`."""
+and, from settings, `aud` and `iss`. A platform access token also names its refresh token
+(`rjti`), so that logging out with the access token alone revokes both."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import AccessToken, BlacklistMixin, RefreshToken
+from rest_framework_simplejwt.tokens import BlacklistMixin, RefreshToken, Token
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -20,44 +21,50 @@ TENANT_CLAIM = "tenant"
 # `iat` has one-second resolution; revocation marks (`User.tokens_valid_after`) need more,
 # or a token issued in the same second as a password change would be ambiguous.
 ISSUED_AT_US_CLAIM = "iat_us"
+REFRESH_JTI_CLAIM = "rjti"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class PlatformRefreshToken(RefreshToken):
+    """A platform staff refresh token. The blacklist app's tables live in tenant databases
+    only; platform refresh tokens are refused through the main database's deny list
+    (`RevokedToken`, see `accounts.services`) instead."""
+
+    def verify(self, *args, **kwargs) -> None:
+        Token.verify(self, *args, **kwargs)
+
+
+def refresh_token_class(tenant: Tenant | None) -> type[RefreshToken]:
+    return RefreshToken if tenant is not None else PlatformRefreshToken
 
 
 def issue_tokens(user: User, tenant: Tenant | None) -> dict:
     """A fresh access + refresh pair for `user` in `tenant` (None: platform staff), as the
     login response body: `{token, access, refresh, token_type, expires_in, tenant}`.
 
-    Tenant refresh tokens are recorded in the tenant's outstanding-token table when they
-    are first rotated or revoked (`accounts.services`), not here: the blacklist needs the
-    row only once the token is refused, and writing it at every login cost each login an
-    INSERT and its commit. Platform sessions get an access token only (`refresh` is null:
-    platform staff log in again when it expires).
+    Refresh tokens are recorded (a tenant's outstanding-token table, the main database's
+    deny list) when they are first rotated or revoked (`accounts.services`), not here:
+    the blacklist needs the row only once the token is refused, and writing it at every
+    login cost each login an INSERT and its commit.
     """
     slug = tenant.slug if tenant is not None else None
-    issued_at_us = time.time_ns() // 1000
-    if tenant is not None:
-        # Token.for_user: the claims SimpleJWT sets for a user, without BlacklistMixin's
-        # outstanding-token insert.
-        refresh = super(BlacklistMixin, RefreshToken).for_user(user)
-        refresh[TENANT_CLAIM] = slug
-        refresh[ISSUED_AT_US_CLAIM] = issued_at_us
-        access = refresh.access_token
-        refresh_value = str(refresh)
-    else:
-        access = AccessToken.for_user(user)
-        access[TENANT_CLAIM] = None
-        access[ISSUED_AT_US_CLAIM] = issued_at_us
-        refresh_value = None
+    # Token.for_user: the claims SimpleJWT sets for a user, without BlacklistMixin's
+    # outstanding-token insert.
+    refresh = super(BlacklistMixin, refresh_token_class(tenant)).for_user(user)
+    refresh[TENANT_CLAIM] = slug
+    refresh[ISSUED_AT_US_CLAIM] = time.time_ns() // 1000
+    access = refresh.access_token
+    if tenant is None:
+        access[REFRESH_JTI_CLAIM] = refresh["jti"]
     access_value = str(access)
-    body = {
+    return {
         "token": access_value,
         "access": access_value,
-        "refresh": refresh_value,
+        "refresh": str(refresh),
         "token_type": "Bearer",
         "expires_in": int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
         "tenant": slug,
     }
-    return body
 
 
 def issued_at_us(token) -> int:

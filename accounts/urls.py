@@ -12,4 +12,11 @@ urlpatterns = [
     path("users", views.UserListView.as_view(), name="user-list"),
     path("users/<int:pk>", views.UserDetailView.as_view(), name="user-detail"),
     path("platform/auth/login", views.PlatformLoginView.as_view(), name="platform-login"),
+    path("platform/auth/refresh", views.PlatformRefreshView.as_view(), name="platform-refresh"),
+    path("platform/auth/logout", views.PlatformLogoutView.as_view(), name="platform-logout"),
+    path(
+        "platform/auth/password",
+        views.PlatformPasswordChangeView.as_view(),
+        name="platform-password",
+    ),
 ]

@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
 from accounts import selectors, services
-from accounts.permissions import IsTenantAdmin
+from accounts.permissions import IsPlatformStaff, IsTenantAdmin
 from accounts.serializers import (
     LoginSerializer,
     LogoutSerializer,
@@ -229,3 +229,57 @@ class PlatformLoginView(PublicView):
         data = _validated(LoginSerializer, request.data)
         tokens = services.login(**data, tenant=None, ip=client_ip(request))
         return Response(tokens)
+
+
+class PlatformRefreshView(PublicView):
+    @extend_schema(
+        operation_id="platform_refresh",
+        tags=["platform"],
+        auth=[],
+        summary="Rotate a platform refresh token (the old one is refused from now on)",
+        request=RefreshSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: error_response("`Invalid token`: revoked, rotated away, expired or malformed."),
+            403: error_response("`Tenant access denied`: a tenant's refresh token."),
+        },
+    )
+    def post(self, request):
+        data = _validated(RefreshSerializer, request.data)
+        return Response(services.tokens_refresh(raw=data["refresh"], tenant=None))
+
+
+class PlatformLogoutView(ApiView):
+    permission_classes = [IsPlatformStaff]
+
+    @extend_schema(
+        operation_id="platform_logout",
+        tags=["platform"],
+        summary="Revoke the platform access token in use and its refresh token",
+        request=LogoutSerializer,
+        responses={204: None},
+    )
+    def post(self, request):
+        data = _validated(LogoutSerializer, request.data or {})
+        services.logout(
+            user=request.user,
+            access_token=request.auth,
+            refresh_raw=data.get("refresh") or None,
+            tenant=None,
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PlatformPasswordChangeView(ApiView):
+    permission_classes = [IsPlatformStaff]
+
+    @extend_schema(
+        operation_id="platform_password_change",
+        tags=["platform"],
+        summary="Change a platform staff password; every earlier token stops working",
+        request=PasswordChangeSerializer,
+        responses={200: TokenPairSerializer},
+    )
+    def post(self, request):
+        data = _validated(PasswordChangeSerializer, request.data)
+        return Response(services.password_change(user=request.user, **data, tenant=None))

@@ -141,20 +141,20 @@ def test_a_successful_login_clears_earlier_failures(acme, make_user, low_lockout
 def test_a_successful_login_with_no_failures_counted_clears_nothing(
     acme, make_user, low_lockout, monkeypatch
 ):
-    make_user(acme, "ann")
+    ann = make_user(acme, "ann")
     cleared = []
     monkeypatch.setattr(throttles, "reset_login_failures", lambda **kw: cleared.append(kw))
     assert login("ann").status_code == HTTPStatus.OK
     assert cleared == []
     login("ann", WRONG)
     assert login("ann").status_code == HTTPStatus.OK
-    assert cleared == [{"scope": "acme", "identifier": "ann"}]
+    assert cleared == [{"scope": "acme", "identifier": f"user:{ann.pk}"}]
 
 
 def test_a_cache_outage_during_the_lockout_check_still_clears_failures_after_a_login(
     acme, make_user, low_lockout, monkeypatch
 ):
-    make_user(acme, "ann")
+    ann = make_user(acme, "ann")
     login("ann", WRONG)
     real_state = throttles._lock_state
 
@@ -164,7 +164,7 @@ def test_a_cache_outage_during_the_lockout_check_still_clears_failures_after_a_l
     monkeypatch.setattr(throttles, "_lock_state", unavailable)
     assert login("ann").status_code == HTTPStatus.OK
     monkeypatch.setattr(throttles, "_lock_state", real_state)
-    assert throttles._lock_state(scope="acme", identifier="ann") == (0, None)
+    assert throttles._lock_state(scope="acme", identifier=f"user:{ann.pk}") == (0, None)
 
 
 def test_the_lockout_check_reads_the_cache_once(acme, low_lockout, monkeypatch):

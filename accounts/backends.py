@@ -1,0 +1,49 @@
+"""The password backend of `django.contrib.auth.authenticate`: the Django admin login (and
+anything else that authenticates a password through Django) goes through the same per-IP
+throttle and per-account lockout as the API logins (`services.authenticate_credentials`)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import ValidationError
+from rest_framework import exceptions
+
+from accounts import services
+from accounts.models import User
+from config.network import client_ip
+from tenants.context import get_current_tenant
+
+THROTTLED_MESSAGE = "Too many login attempts. Try again in %(wait)s seconds."
+
+
+class LoginThrottled(ValidationError):
+    """A throttled or locked-out attempt. A ValidationError so that the login form that
+    called `authenticate` (the admin's) shows it as the form's error, whatever the
+    password was, instead of logging in or failing."""
+
+
+class ThrottledModelBackend(ModelBackend):
+    """ModelBackend's permissions with the API's password check: username or e-mail,
+    throttled per client address, locked out per account; a locked account does not log
+    in even with the right password."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username is None:
+            username = kwargs.get(User.USERNAME_FIELD)
+        if username is None or password is None:
+            return None
+        try:
+            user = services.authenticate_credentials(
+                username_or_email=username,
+                password=password,
+                tenant=get_current_tenant(),
+                ip=client_ip(request) if request is not None else None,
+            )
+        except exceptions.Throttled as exc:
+            wait = int(exc.wait or 1)
+            raise LoginThrottled(
+                THROTTLED_MESSAGE, code="throttled", params={"wait": wait}
+            ) from None
+        except exceptions.AuthenticationFailed:
+            return None
+        return user if self.user_can_authenticate(user) else None
