@@ -1,6 +1,10 @@
 """Login throttles on the Django cache (Redis when configured): a per-IP rate on every
 login attempt, and a per-account lockout after repeated failures. Both expire by
-themselves; both answer 429 with `Retry-After`."""
+themselves; both answer 429 with `Retry-After`.
+
+The lockout's `identifier` is what is counted, chosen by `accounts.services`: the account
+(`user:<id>`, whichever name or address the attempt used), or an identifier that names no
+account."""
 
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ def _lock_state(*, scope: str, identifier: str) -> tuple[int, float | None]:
 
 @_fail_open
 def check_lockout(*, scope: str, identifier: str) -> bool:
-    """Raise Throttled while the account named `identifier` in `scope` is locked out.
+    """Raise Throttled while `identifier` (an account, see above) in `scope` is locked out.
 
     Returns whether failures of the account are being counted (a window is open), so a
     successful login clears them only when there is something to clear; None when the

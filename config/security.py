@@ -91,7 +91,7 @@ class RequestSizeLimitMiddleware(HybridMiddleware):
 class RateLimitMiddleware(HybridMiddleware):
     """`RATE_LIMIT_PER_MINUTE` requests per client IP per minute window, counted in the
     shared cache so replicas share it. Over the limit: 429 with Retry-After. If the cache
-    is down the request is served (the per-account login lockout still fails closed)."""
+    is down the request is served and a warning logged (as the login throttles do)."""
 
     def before(self, request):
         limit = settings.RATE_LIMIT_PER_MINUTE

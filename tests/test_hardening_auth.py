@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import RevokedToken, User
-from config.network import client_address
+from config.network import client_address, scope_client_ip
 from tests.conftest import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -71,6 +71,19 @@ def test_client_address_is_the_rightmost_hop_that_is_not_a_trusted_proxy(
     behind_proxy, peer, forwarded, expected
 ):
     assert client_address(peer, forwarded) == expected
+
+
+def test_the_address_of_an_asgi_scope_is_the_rightmost_hop_that_is_not_a_trusted_proxy(
+    behind_proxy,
+):
+    scope = {
+        "type": "websocket",
+        "client": (PROXY, 50000),
+        "headers": [(b"x-forwarded-for", b"10.1.2.3"), (b"X-Forwarded-For", b"203.0.113.77")],
+    }
+    assert scope_client_ip(scope) == "203.0.113.77"
+    assert scope_client_ip({**scope, "client": ("198.51.100.9", 1)}) == "198.51.100.9"
+    assert scope_client_ip({"type": "websocket", "headers": []}) == ""
 
 
 def test_admin_allow_list_ignores_a_spoofed_leftmost_hop(acme, behind_proxy, settings):
