@@ -1,13 +1,38 @@
-"""Tenant onboarding in the Django admin: saving a new tenant provisions it at once."""
+"""Tenant onboarding in the Django admin: saving a new tenant provisions it at once.
+
+The platform admin works on the main database only, so it lists only what it can open:
+models that live only in tenant databases are taken off the platform admin site.
+"""
+
+from importlib import import_module
+from importlib.util import find_spec
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.utils.html import format_html_join
 
 from tenants import services
 from tenants.models import Domain, Tenant
+from tenants.routers import shared_labels, tenant_labels
 from tenants.validators import normalize_host
+
+
+def unregister_tenant_only_models(site: admin.AdminSite) -> list[str]:
+    """Unregister from `site` every model that lives only in tenant databases (their
+    changelists would raise NoTenantError without a tenant). Returns their labels."""
+    tenant_only = tenant_labels() - shared_labels()
+    for config in apps.get_app_configs():
+        # Load the app's admin module now, so its registrations exist to be undone.
+        if config.label in tenant_only and find_spec(f"{config.name}.admin") is not None:
+            import_module(f"{config.name}.admin")
+    removed = []
+    for model in list(site._registry):
+        if model._meta.app_label in tenant_only:
+            site.unregister(model)
+            removed.append(model._meta.label)
+    return removed
 
 
 class DomainForm(forms.ModelForm):
@@ -19,9 +44,22 @@ class DomainForm(forms.ModelForm):
         return normalize_host(self.cleaned_data["domain"])
 
 
+class DomainFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        for form in self.forms:
+            host = getattr(form, "cleaned_data", {}).get("domain")
+            if not host or form.cleaned_data.get("DELETE"):
+                continue
+            owner = services.other_tenant_of_host(host, self.instance.slug)
+            if owner is not None:
+                form.add_error("domain", f"'{host}' is already used by another tenant ({owner}).")
+
+
 class DomainInline(admin.TabularInline):
     model = Domain
     form = DomainForm
+    formset = DomainFormSet
     extra = 1
     fields = ["domain", "is_primary"]
 
@@ -195,11 +233,19 @@ class TenantAdmin(admin.ModelAdmin):
             services.tenant_activate(tenant)
         self.message_user(request, "Selected suspended tenants are active.")
 
-    def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        self.message_user(
-            request,
-            f"The row of '{obj.slug}' is deleted; its database "
-            f"{obj.database_name} is kept. Drop it with manage.py drop_tenant.",
-            messages.WARNING,
-        )
+    def has_delete_permission(self, request, obj=None):
+        # A deleted row would free the slug while its database lives on, and the next
+        # tenant of that slug would inherit it: tenants are suspended here, and only
+        # `manage.py drop_tenant` drops one (its row stays, as `dropped`).
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "subtitle": "Tenants are never deleted here: use the Suspend action; "
+            "manage.py drop_tenant drops a suspended tenant's database.",
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+unregister_tenant_only_models(admin.site)

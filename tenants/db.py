@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import shutil
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +31,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tenants.db")
 
 TEMPLATE_SLUG = "template"
+# Every SQLite alias, main or tenant: concurrent writers wait for the lock (a transaction
+# takes it at BEGIN, so a read-then-write never fails at once with "database is locked"),
+# and WAL lets readers go on while one writes.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+}
+# Tables a freshly migrated database fills by itself: rows there are not a tenant's data.
+BOOKKEEPING_TABLES = frozenset({"django_migrations", "django_content_type", "auth_permission"})
 _register_lock = threading.Lock()
 _connections_lock = threading.Lock()
 # Per thread, the tenant aliases whose connection is open, least recently used first.
@@ -64,6 +74,8 @@ def _server_settings(database_url: str = "") -> dict[str, Any]:
         cfg["OPTIONS"] = {**cfg.get("OPTIONS", {}), **parsed.get("OPTIONS", {})}
         if is_postgresql(cfg):
             cfg["OPTIONS"].setdefault("connect_timeout", 5)
+    if not is_postgresql(cfg):
+        cfg["OPTIONS"] = {**SQLITE_OPTIONS, **cfg.get("OPTIONS", {})}
     cfg["TEST"] = {
         "CHARSET": None,
         "COLLATION": None,
@@ -233,7 +245,12 @@ def create_database(cfg: dict[str, Any], template: dict[str, Any] | None = None)
         path = Path(cfg["NAME"])
         path.parent.mkdir(parents=True, exist_ok=True)
         if template is not None:
-            shutil.copyfile(template["NAME"], path)
+            # The backup API copies what the WAL holds too, which a file copy would miss.
+            with (
+                contextlib.closing(sqlite3.connect(template["NAME"])) as source,
+                contextlib.closing(sqlite3.connect(path)) as target,
+            ):
+                source.backup(target)
         else:
             path.touch()
         return
@@ -264,6 +281,66 @@ def drop_database(cfg: dict[str, Any]) -> None:
         return
     with _admin_connection(cfg) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {_quote(cfg['NAME'])} WITH (FORCE)")
+
+
+def database_has_data(cfg: dict[str, Any]) -> bool:
+    """True when the existing database of `cfg` has a row in any table other than those
+    migrations fill by themselves. A database that cannot be read counts as holding data."""
+    if not is_postgresql(cfg):
+        path = Path(cfg["NAME"])
+        if not path.exists() or path.stat().st_size == 0:
+            return False
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+                tables = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' "
+                        "AND name NOT LIKE 'sqlite_%'"
+                    )
+                ]
+                return any(
+                    conn.execute(f"SELECT 1 FROM {_quote(table)} LIMIT 1").fetchone()
+                    for table in tables
+                    if table not in BOOKKEEPING_TABLES
+                )
+        except sqlite3.DatabaseError:
+            return True
+    import psycopg
+
+    try:
+        conn = psycopg.connect(
+            dbname=cfg["NAME"],
+            user=cfg.get("USER") or None,
+            password=cfg.get("PASSWORD") or None,
+            host=cfg.get("HOST") or None,
+            port=cfg.get("PORT") or None,
+            connect_timeout=int(cfg.get("OPTIONS", {}).get("connect_timeout", 5)),
+            autocommit=True,
+        )
+    except psycopg.OperationalError:
+        return True
+    with conn:
+        tables = conn.execute(
+            "SELECT schemaname, tablename FROM pg_tables "
+            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        return any(
+            conn.execute(f"SELECT 1 FROM {_quote(schema)}.{_quote(table)} LIMIT 1").fetchone()
+            for schema, table in tables
+            if table not in BOOKKEEPING_TABLES
+        )
+
+
+def reserved_database_names(cfg: dict[str, Any]) -> set[str]:
+    """Databases of the server of `cfg` that no tenant may use as its own: the main
+    database, the template and PostgreSQL's own."""
+    names = {database_name_for(TEMPLATE_SLUG)}
+    for entry in (connections.settings["default"], settings.DATABASES["default"]):
+        names.add(str(entry["NAME"]))
+    if is_postgresql(cfg):
+        names.update({"postgres", "template0", "template1"})
+    return names
 
 
 def same_server(a: dict[str, Any], b: dict[str, Any]) -> bool:

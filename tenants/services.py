@@ -14,8 +14,10 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import environ
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection, transaction
@@ -36,6 +38,13 @@ _CREDENTIALS = re.compile(r"://[^@/\s]+@")
 
 class ProvisioningError(Exception):
     """Provisioning did not complete; the tenant is `failed` and may be retried."""
+
+
+class TenantExistsError(ValidationError):
+    """The slug belongs to a tenant that is already active."""
+
+    def __init__(self, slug: str):
+        super().__init__({"slug": [f"Tenant '{slug}' already exists"]})
 
 
 @dataclass(frozen=True)
@@ -104,14 +113,14 @@ def validate_tenant_input(
             continue
         if host not in hosts:
             hosts.append(host)
-    taken = (
-        Domain.objects.filter(domain__in=hosts)
-        .exclude(tenant__slug=slug)
-        .exclude(tenant__status=Tenant.Status.DROPPED)
-        .values_list("domain", flat=True)
-    )
-    for host in taken:
-        errors.setdefault("domains", []).append(f"'{host}' is already used by another tenant.")
+    for host in hosts:
+        owner = other_tenant_of_host(host, slug)
+        if owner is not None:
+            errors.setdefault("domains", []).append(
+                f"'{host}' is already used by another tenant ({owner})."
+            )
+    if existing is None and "slug" not in errors:
+        errors.update(_slug_availability_errors(slug, database_url))
 
     if database_url:
         try:
@@ -123,6 +132,8 @@ def validate_tenant_input(
         else:
             if existing is not None and existing.database_url != database_url:
                 errors["database_url"] = ["A tenant's database URL cannot change."]
+            elif message := _foreign_database_error(slug, database_url, existing):
+                errors["database_url"] = [message]
     if admin is not None:
         from accounts.services import validate_new_user
 
@@ -142,6 +153,86 @@ def validate_tenant_input(
     return hosts
 
 
+def _base_domain() -> str:
+    return settings.TENANT_BASE_DOMAIN.lower().strip(".")
+
+
+def other_tenant_of_host(host: str, slug: str) -> str | None:
+    """The slug of another tenant that `host` already resolves to, explicitly (its Domain
+    row, unless that tenant is dropped: a dropped tenant gives its domains up) or as its
+    implicit `<slug>.<TENANT_BASE_DOMAIN>` (whatever its status); else None."""
+    domain = Domain.objects.select_related("tenant").filter(domain=host).first()
+    if (
+        domain is not None
+        and domain.tenant.slug != slug
+        and domain.tenant.status != Tenant.Status.DROPPED
+    ):
+        return domain.tenant.slug
+    base = _base_domain()
+    if base and host.endswith("." + base):
+        implicit = host[: -len(base) - 1]
+        if implicit != slug and Tenant.objects.filter(slug=implicit).exists():
+            return implicit
+    return None
+
+
+def _slug_availability_errors(slug: str, database_url: str) -> dict[str, list[str]]:
+    """Why a new tenant cannot take `slug`: a row of that slug in any status, a database or
+    file of it that holds data, or its implicit host registered to another tenant."""
+    existing = Tenant.objects.filter(slug=slug).first()
+    if existing is not None:
+        return {
+            "slug": [f"Tenant '{slug}' exists and is {existing.status}; slugs are never reused."]
+        }
+    names = {db.database_name_for(slug, database_url), db.database_name_for(slug)}
+    if Tenant.objects.filter(database_name__in=names).exists():
+        return {"slug": [f"The database of '{slug}' belongs to another tenant."]}
+    for database_url_of in dict.fromkeys([database_url, ""]):
+        cfg = db._server_settings(database_url_of)
+        cfg["NAME"] = db.database_name_for(slug, database_url_of)
+        try:
+            holds_data = db.database_exists(cfg) and db.database_has_data(cfg)
+        except db.TenantDatabaseError:
+            continue  # an unreachable server is reported by the server check below
+        if holds_data:
+            shown = cfg["NAME"] if db.is_postgresql(cfg) else Path(cfg["NAME"]).name
+            return {
+                "slug": [
+                    f"Database {shown} exists and holds data; a slug is never reused. "
+                    "Remove that database or choose another slug."
+                ]
+            }
+    base = _base_domain()
+    if base:
+        taken = (
+            Domain.objects.filter(domain=f"{slug}.{base}")
+            .exclude(tenant__status=Tenant.Status.DROPPED)
+            .values_list("tenant__slug", flat=True)
+            .first()
+        )
+        if taken is not None:
+            return {"slug": [f"'{slug}.{base}' is a domain of tenant '{taken}'."]}
+    return {}
+
+
+def _foreign_database_error(slug: str, database_url: str, existing: Tenant | None) -> str:
+    """Why the database that `database_url` names cannot be this tenant's: the main
+    database, the template, a server's own, another tenant's (stored or by name); else ''."""
+    name = db.database_name_for(slug, database_url)
+    server = db._server_settings(database_url)
+    if name in db.reserved_database_names(server):
+        return f"Database {name} is reserved and cannot hold a tenant."
+    others = Tenant.objects.filter(database_name=name)
+    if existing is not None:
+        others = others.exclude(pk=existing.pk)
+    if others.exists():
+        return f"Database {name} belongs to another tenant."
+    prefix = settings.TENANT_DB_PREFIX
+    if name.startswith(prefix) and name != db.database_name_for(slug):
+        return f"Database names starting with {prefix} are reserved for the tenant of that slug."
+    return ""
+
+
 # --- provisioning -------------------------------------------------------------------------
 def provision_tenant(
     *,
@@ -150,13 +241,21 @@ def provision_tenant(
     domains: Iterable[str] = (),
     database_url: str = "",
     admin: AdminSpec | None = None,
+    refuse_active: bool = False,
 ) -> Tenant:
     """Create (or finish creating) a tenant: row and domains, database, migrations, first
     admin; then mark it active. Raises ValidationError on bad input (nothing changed) and
-    ProvisioningError when a step fails (the tenant is left `failed` with the error)."""
+    ProvisioningError when a step fails (the tenant is left `failed` with the error).
+
+    With `refuse_active`, a slug that is already active raises TenantExistsError and nothing
+    changes; without it, an active tenant is returned as it is (idempotent). A new slug is
+    refused while anything of an earlier tenant of that slug exists (row, database with
+    data); a `failed` or `provisioning` one is finished."""
     existing = Tenant.objects.filter(slug=slug).first()
     if existing is not None and existing.status in (Tenant.Status.SUSPENDED, Tenant.Status.DROPPED):
         raise ValidationError({"slug": [f"Tenant '{slug}' exists and is {existing.status}."]})
+    if refuse_active and existing is not None and existing.status == Tenant.Status.ACTIVE:
+        raise TenantExistsError(slug)
     hosts = validate_tenant_input(
         slug=slug,
         name=name,
@@ -167,6 +266,14 @@ def provision_tenant(
     )
 
     with _exclusive(f"tenant:{slug}"):
+        current = Tenant.objects.filter(slug=slug).first()
+        if refuse_active and current is not None and current.status == Tenant.Status.ACTIVE:
+            raise TenantExistsError(slug)
+        if current is not None and current.status in (
+            Tenant.Status.SUSPENDED,
+            Tenant.Status.DROPPED,
+        ):
+            raise ValidationError({"slug": [f"Tenant '{slug}' exists and is {current.status}."]})
         tenant = _save_tenant_row(slug=slug, name=name, hosts=hosts, database_url=database_url)
         if tenant.status == Tenant.Status.ACTIVE and admin is None:
             return tenant
@@ -208,6 +315,11 @@ def _save_tenant_row(*, slug: str, name: str, hosts: list[str], database_url: st
             Domain.objects.update_or_create(
                 domain=host, defaults={"tenant": tenant, "is_primary": index == 0}
             )
+        if created and _base_domain():
+            # The new tenant's implicit host, left registered to a dropped tenant, is freed.
+            Domain.objects.filter(
+                domain=f"{slug}.{_base_domain()}", tenant__status=Tenant.Status.DROPPED
+            ).delete()
     return tenant
 
 
@@ -301,6 +413,21 @@ def tenant_drop(tenant: Tenant) -> Tenant:
             }
         )
     cfg = db.tenant_database_settings(tenant)
+    shared = (
+        Tenant.objects.filter(database_name=tenant.database_name)
+        .exclude(pk=tenant.pk)
+        .exclude(status=Tenant.Status.DROPPED)
+        .exists()
+    )
+    if shared or str(cfg["NAME"]) in db.reserved_database_names(cfg):
+        raise ValidationError(
+            {
+                "database": [
+                    f"Database {tenant.database_name} is not owned by '{tenant.slug}' alone; "
+                    "it is not dropped. Nothing was changed."
+                ]
+            }
+        )
     db.unregister_alias(tenant.alias)
     db.drop_database(cfg)
     tenant.status = Tenant.Status.DROPPED
@@ -316,7 +443,11 @@ def tenant_update(
     status: str | None = None,
     domains: list[str] | None = None,
 ) -> Tenant:
-    """Rename, add domains, suspend or re-activate a tenant (never drops anything)."""
+    """Rename, add domains, suspend or re-activate a tenant (never drops anything). A domain
+    that a dropped tenant held moves to this tenant; one that resolves to any other tenant
+    is refused."""
+    if domains and tenant.status == Tenant.Status.DROPPED:
+        raise ValidationError({"domains": ["A dropped tenant cannot take domains."]})
     hosts = validate_tenant_input(
         slug=tenant.slug, name=name or tenant.name, domains=domains or [], existing=tenant
     )
@@ -325,7 +456,14 @@ def tenant_update(
             tenant.name = name.strip()
             tenant.save(update_fields=["name", "updated_at"])
         for host in hosts:
-            Domain.objects.get_or_create(domain=host, defaults={"tenant": tenant})
+            domain = Domain.objects.select_for_update().filter(domain=host).first()
+            if domain is None:
+                Domain.objects.create(domain=host, tenant=tenant)
+            elif domain.tenant_id != tenant.pk:  # a dropped tenant's: validated above
+                logger.info("Domain %s moves from dropped tenant to %s", host, tenant.slug)
+                domain.tenant = tenant
+                domain.is_primary = False
+                domain.save(update_fields=["tenant", "is_primary"])
     if status == Tenant.Status.SUSPENDED and tenant.status != Tenant.Status.SUSPENDED:
         tenant_suspend(tenant)
     elif status == Tenant.Status.ACTIVE and tenant.status != Tenant.Status.ACTIVE:

@@ -76,6 +76,7 @@ class TenantListView(PlatformView):
                 domains=data["domains"],
                 database_url=data["database_url"],
                 admin=admin,
+                refuse_active=True,
             )
         except ValidationError as exc:
             raise api_validation_error(exc) from exc

@@ -3,7 +3,7 @@ import os
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.services import AdminSpec, ProvisioningError, provision_tenant
+from tenants.services import AdminSpec, ProvisioningError, TenantExistsError, provision_tenant
 
 
 class Command(BaseCommand):
@@ -41,8 +41,15 @@ class Command(BaseCommand):
             admin = AdminSpec(options["admin_username"], options["admin_email"], password)
         try:
             tenant = provision_tenant(
-                slug=slug, name=name, domains=domains, database_url=database_url, admin=admin
+                slug=slug,
+                name=name,
+                domains=domains,
+                database_url=database_url,
+                admin=admin,
+                refuse_active=True,
             )
+        except TenantExistsError as exc:
+            raise CommandError(f"Tenant '{slug}' already exists") from exc
         except ValidationError as exc:
             lines = [f"{field}: {msg}" for field, msgs in exc.message_dict.items() for msg in msgs]
             raise CommandError("Invalid tenant:\n  " + "\n  ".join(lines)) from exc
