@@ -3,13 +3,19 @@
 Credentials, in order: `Authorization: Bearer` header, `?token=` query parameter,
 `access_token` cookie (each a tenant token for the handshake's tenant, or a platform token
 on any host), then a staff admin session cookie. The first credential that authenticates
-wins. A tenant user may read its own tenant's records; platform staff read everything.
+wins. A tenant user may read its own tenant's records; platform staff read everything, and
+only from `ADMIN_ALLOWED_IPS` when it is set.
+
+A stream lives longer than its handshake: `credentials_still_valid` runs the same checks
+again (the HTTP API's token validation, the admin's session validation, the tenant's
+status, `WS_LOGS_ADMIN_USER`) every `WS_AUTH_RECHECK_SECONDS`, and the consumer closes the
+socket (4401) when they fail.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
@@ -20,6 +26,7 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from accounts.authentication import TenantJWTAuthentication
 from config.errors import tenant_database_unavailable
+from config.network import ip_in, scope_client_ip
 from tenants.context import use_tenant
 from tenants.db import circuit_open
 from tenants.middleware import resolve_scope
@@ -28,12 +35,21 @@ from tenants.models import Tenant
 logger = logging.getLogger("logstream.auth")
 
 
+# Longer query values are not credentials or options: they are ignored, in bounded time.
+MAX_QUERY_STRING = 8192
+MAX_TOKEN_LENGTH = 4096
+
+
 @dataclass(frozen=True)
 class LogViewer:
-    """An authenticated log stream client: a tenant user, or platform staff (tenant None)."""
+    """An authenticated log stream client: a tenant user, or platform staff (tenant None),
+    with the credential it authenticated with (a raw access token, or an admin session
+    key) so that it can be checked again while the stream is open."""
 
     user: object
     tenant: Tenant | None
+    token: str | None = field(default=None, repr=False)
+    session_key: str | None = field(default=None, repr=False)
 
 
 def handshake_headers(scope: dict) -> dict[str, str]:
@@ -44,7 +60,11 @@ def handshake_headers(scope: dict) -> dict[str, str]:
 
 
 def handshake_query(scope: dict) -> dict[str, list[str]]:
-    return parse_qs(scope.get("query_string", b"").decode("latin1"))
+    """The handshake's query parameters; an over-long query string is ignored whole."""
+    query = scope.get("query_string", b"")
+    if len(query) > MAX_QUERY_STRING:
+        return {}
+    return parse_qs(query.decode("latin1"))
 
 
 def origin_allowed(scope: dict) -> bool:
@@ -64,13 +84,12 @@ def origin_allowed(scope: dict) -> bool:
 
 def _raw_tokens(scope: dict, headers: dict[str, str], cookies: dict[str, str]):
     scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        yield value.strip()
-    for value in handshake_query(scope).get("token", [])[:1]:
-        if value:
-            yield value
-    if cookies.get("access_token"):
-        yield cookies["access_token"]
+    candidates = [value.strip()] if scheme.lower() == "bearer" else []
+    candidates.extend(handshake_query(scope).get("token", [])[:1])
+    candidates.append(cookies.get("access_token", ""))
+    for candidate in candidates:
+        if candidate and len(candidate) <= MAX_TOKEN_LENGTH:
+            yield candidate
 
 
 def _viewer_from_token(raw: str, tenant: Tenant | None) -> LogViewer | None:
@@ -88,7 +107,7 @@ def _viewer_from_token(raw: str, tenant: Tenant | None) -> LogViewer | None:
                     logger.warning("Log stream handshake: tenant database unavailable")
                     tenant = None  # recorded; a platform token may still be accepted
                 else:
-                    return LogViewer(user=user, tenant=tenant)
+                    return LogViewer(user=user, tenant=tenant, token=raw)
         except AuthenticationFailed:
             return None
         except PermissionDenied:
@@ -98,7 +117,7 @@ def _viewer_from_token(raw: str, tenant: Tenant | None) -> LogViewer | None:
             user, _token = authentication.authenticate_raw(raw)
     except (AuthenticationFailed, PermissionDenied):
         return None
-    return LogViewer(user=user, tenant=None) if user.is_staff else None
+    return LogViewer(user=user, tenant=None, token=raw) if user.is_staff else None
 
 
 def _viewer_from_session(cookies: dict[str, str]) -> LogViewer | None:
@@ -112,17 +131,74 @@ def _viewer_from_session(cookies: dict[str, str]) -> LogViewer | None:
         request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
         user = get_user(request)
     if user.is_authenticated and user.is_active and user.is_staff:
-        return LogViewer(user=user, tenant=None)
+        return LogViewer(user=user, tenant=None, session_key=session_key)
     return None
 
 
-def may_read_logs(user) -> bool:
-    """WS_LOGS_ADMIN_USER, when set, lists the usernames or e-mails allowed to connect."""
-    allowed = {value.strip().lower() for value in settings.WS_LOGS_ADMIN_USER if value.strip()}
-    if not allowed:
+def may_read_logs(user, tenant: Tenant | None) -> bool:
+    """`WS_LOGS_ADMIN_USER`, when set, lists who may connect (see `allow_list_entry`): a
+    bare entry is a platform staff member's username (platform staff cannot sign up), a
+    `slug:username` entry a tenant admin of that tenant. E-mail addresses are never
+    compared: nothing verifies them, and anyone can sign up on a tenant with any address."""
+    entries = settings.WS_LOGS_ADMIN_USER
+    if not any(value.strip() for value in entries):
         return True
-    names = {str(user.username).lower(), str(getattr(user, "email", "") or "").lower()}
-    return bool(names & allowed)
+    wanted = ((tenant.slug if tenant is not None else None), str(user.username))
+    if tenant is not None and not getattr(user, "is_tenant_admin", False):
+        return False
+    return any(allow_list_entry(value) == wanted for value in entries)
+
+
+def allow_list_entry(value: str) -> tuple[str | None, str] | None:
+    """A `WS_LOGS_ADMIN_USER` entry as (tenant slug or None, username); None when it is
+    malformed and can never match."""
+    value = value.strip()
+    slug, sep, username = value.partition(":")
+    if not sep:
+        return (None, value) if value else None
+    if not slug or not username or ":" in username:
+        return None
+    return slug.lower(), username
+
+
+def network_allowed(scope: dict, viewer: LogViewer) -> bool:
+    """Platform staff may read the stream only from `ADMIN_ALLOWED_IPS` (when set), as they
+    may reach `/admin/` and `/api/platform/` only from there."""
+    allowed = settings.ADMIN_ALLOWED_IPS
+    if viewer.tenant is not None or not allowed:
+        return True
+    return ip_in(scope_client_ip(scope), allowed)
+
+
+def credentials_still_valid(viewer: LogViewer) -> bool:
+    """Whether the credentials a stream was opened with still authenticate the same user
+    for the same audience: the token is unexpired, unrevoked, issued after the user's last
+    password or role change and its user active (the HTTP API's own checks,
+    `TenantJWTAuthentication.authenticate_raw`), the tenant active, the admin session alive
+    and its user active staff, and the user still allowed by `WS_LOGS_ADMIN_USER`. Queries
+    the databases: call it through `database_sync_to_async`."""
+    tenant = viewer.tenant
+    if tenant is not None:
+        with use_tenant(None):
+            status = Tenant.objects.filter(pk=tenant.pk).values_list("status", flat=True).first()
+        if status != Tenant.Status.ACTIVE:
+            return False
+    if viewer.token is not None:
+        try:
+            with use_tenant(tenant):
+                user, _token = TenantJWTAuthentication().authenticate_raw(viewer.token)
+        except (AuthenticationFailed, PermissionDenied):
+            return False
+        if tenant is None and not user.is_staff:
+            return False
+    elif viewer.session_key is not None:
+        again = _viewer_from_session({settings.SESSION_COOKIE_NAME: viewer.session_key})
+        if again is None:
+            return False
+        user = again.user
+    else:
+        return False
+    return user.pk == viewer.user.pk and may_read_logs(user, tenant)
 
 
 def authenticate_handshake(scope: dict) -> LogViewer | None:
@@ -142,7 +218,10 @@ def authenticate_handshake(scope: dict) -> LogViewer | None:
         viewer = _viewer_from_session(cookies)
     if viewer is None:
         return None
-    if not may_read_logs(viewer.user):
+    if not may_read_logs(viewer.user, viewer.tenant):
         logger.warning("Log stream refused: user %s is not in WS_LOGS_ADMIN_USER", viewer.user.pk)
+        return None
+    if not network_allowed(scope, viewer):
+        logger.warning("Log stream refused: platform staff outside ADMIN_ALLOWED_IPS")
         return None
     return viewer

@@ -14,12 +14,20 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from logstream import fanout
-from logstream.auth import authenticate_handshake, handshake_query, origin_allowed
+from logstream.auth import (
+    authenticate_handshake,
+    credentials_still_valid,
+    handshake_query,
+    origin_allowed,
+)
 from logstream.events import format_timestamp, parse_level
 
 logger = logging.getLogger("logstream.consumers")
 _connected = 0
 MAX_BATCH_MS = 1000
+MAX_OPTION_LENGTH = 16  # longer `?format=` / `?batch=` values name no option: ignored
+CREDENTIALS_ENDED = 4401  # close code: the stream's credentials stopped being valid
+RECHECK_FAILED = 1011  # close code: the credentials could not be checked (try again)
 BATCH_FRAME_BYTES = 64 * 1024  # a batched frame holds lines up to about this size
 
 
@@ -44,6 +52,7 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None
     viewer = None
     sender: asyncio.Task | None = None
+    rechecker: asyncio.Task | None = None
 
     async def connect(self):
         if not origin_allowed(self.scope):
@@ -56,7 +65,7 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         query = handshake_query(self.scope)
-        fmt = (query.get("format") or [settings.WS_LOG_FORMAT])[0].lower()
+        fmt = (query.get("format") or [settings.WS_LOG_FORMAT])[0][:MAX_OPTION_LENGTH].lower()
         self.format = fmt if fmt in ("json", "text") else settings.WS_LOG_FORMAT
         self.min_level = parse_level((query.get("level") or [""])[0])
         self.batch_delay = parse_batch((query.get("batch") or [""])[0])
@@ -73,6 +82,7 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
         self.sender = asyncio.create_task(
             self._send_batches() if self.batch_delay else self._send_lines()
         )
+        self.rechecker = asyncio.create_task(self._recheck_credentials())
         logger.info(
             "Log stream client connected: user %s, %s",
             viewer.user.pk,
@@ -80,16 +90,43 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code):
+        await self._stop()
+
+    async def _stop(self) -> None:
+        """Stop streaming to this client (idempotent)."""
         if self.viewer is None:
             return
         self.viewer = None
         global _connected
         _connected -= 1
         await fanout.leave(self)
-        if self.sender is not None:
-            self.sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.sender
+        for task in (self.sender, self.rechecker):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _recheck_credentials(self) -> None:
+        """Every `WS_AUTH_RECHECK_SECONDS`, check the handshake's credentials again; close
+        with 4401 once they have ended (expiry, revocation, logout, password or role change,
+        deactivation, the tenant's suspension, the admin session's end)."""
+        viewer = self.viewer
+        check = database_sync_to_async(credentials_still_valid)
+        while True:
+            await asyncio.sleep(max(0.05, settings.WS_AUTH_RECHECK_SECONDS))
+            try:
+                valid = await check(viewer)
+            except Exception:
+                logger.warning("Log stream closed: its credentials could not be checked")
+                code = RECHECK_FAILED
+            else:
+                if valid:
+                    continue
+                logger.info("Log stream closed: the credentials of user %s ended", viewer.user.pk)
+                code = CREDENTIALS_ENDED
+            await self._stop()
+            await self.close(code=code)
+            return
 
     async def receive(self, text_data=None, bytes_data=None):
         """The stream is one-way; anything a client sends is ignored."""
@@ -153,6 +190,8 @@ def parse_batch(value: str) -> float:
     """A `?batch=` value (milliseconds, 1-1000) in seconds; 0 (one record per frame) for
     anything else."""
     value = value.strip()
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_BATCH_MS:
+    if len(value) > MAX_OPTION_LENGTH or not (value.isascii() and value.isdigit()):
+        return 0.0
+    if not 1 <= int(value) <= MAX_BATCH_MS:
         return 0.0
     return int(value) / 1000

@@ -93,14 +93,15 @@ class Fanout:
 
     def deliver(self, events: list[dict]) -> None:
         """Push to each client the frames it may see, each formatted once per format."""
-        frames_by_format: dict[str, dict[int, str]] = {}
+        frames_by_format: dict[tuple[str, bool], dict[int, str]] = {}
         selections: dict[tuple, list[str]] = {}
         for client in list(self.clients):
             key = (client.tenant_slug, client.min_level, client.format)
             frames = selections.get(key)
             if frames is None:
+                audience = (client.format, client.tenant_slug is None)
                 frames = selections[key] = _select(
-                    events, client, frames_by_format.setdefault(client.format, {})
+                    events, client, frames_by_format.setdefault(audience, {})
                 )
             if frames:
                 client.push(frames)
@@ -158,20 +159,27 @@ def _is_event(event) -> bool:
         and isinstance(event.get("message"), str)
         and isinstance(event.get("tenant"), (str, type(None)))
         and isinstance(event.get("request_id"), (str, type(None)))
+        and isinstance(event.get("traceback"), (str, type(None)))
+        and isinstance(event.get("internal", False), bool)
     )
 
 
 def _select(events: list[dict], client, cache: dict[int, str]) -> list[str]:
-    """The frames of `events` that `client` may see: its tenant's (all for platform staff)
-    at its level or above, in its format (`cache` keeps each event's frame by index)."""
+    """The frames of `events` that `client` may see, at its level or above, in its format
+    (`cache` keeps each event's frame by index, for one format and audience). Platform
+    staff see everything; a tenant's client sees its tenant's application records only:
+    no infrastructure record (`internal`) and no traceback."""
     slug, min_level, fmt = client.tenant_slug, client.min_level, client.format
+    staff = slug is None
     frames = []
     for index, event in enumerate(events):
-        if event["levelno"] < min_level or (slug is not None and event["tenant"] != slug):
+        if event["levelno"] < min_level:
+            continue
+        if not staff and (event["tenant"] != slug or event.get("internal", True)):
             continue
         frame = cache.get(index)
         if frame is None:
-            frame = cache[index] = format_event(event, fmt)
+            frame = cache[index] = format_event(event, fmt, staff=staff)
         frames.append(frame)
     return frames
 

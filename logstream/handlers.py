@@ -27,7 +27,7 @@ import threading
 import time
 
 from config.middleware import get_request_id
-from logstream.events import make_event, record_text
+from logstream.events import make_event, record_line, record_tenant, record_traceback
 from logstream.redaction import redact
 from tenants.context import get_current_tenant
 
@@ -142,8 +142,12 @@ class LogPublisher:
 
 def to_event(item: tuple) -> dict:
     """The redacted event of a queued record (see `ChannelLayerHandler.emit`)."""
-    created, level, levelno, target, text, tenant, request_id = item
-    return make_event(created, level, levelno, target, redact(text), tenant, request_id)
+    created, level, levelno, target, text, traceback, tenant, request_id = item
+    if traceback is not None:
+        traceback = redact(traceback)
+    return make_event(
+        created, level, levelno, target, redact(text), tenant, request_id, traceback=traceback
+    )
 
 
 publisher = LogPublisher()
@@ -164,15 +168,15 @@ class ChannelLayerHandler(logging.Handler):
             return
         _local.emitting = True
         try:
-            tenant = get_current_tenant()
             publisher.submit(
                 (
                     record.created,
                     record.levelname,
                     record.levelno,
                     name,
-                    record_text(record),
-                    tenant.slug if tenant is not None else None,
+                    record_line(record),
+                    record_traceback(record) if record.exc_info or record.exc_text else None,
+                    record_tenant(record, get_current_tenant()),
                     get_request_id(),
                 )
             )

@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import AsyncClient, Client, override_settings
@@ -228,21 +229,32 @@ async def test_any_origin_is_accepted_in_development(acme_token):
     await communicator.disconnect()
 
 
-async def test_admin_user_allow_list_restricts_who_may_connect(acme_token, globex_token):
-    with override_settings(WS_LOGS_ADMIN_USER=["someone@else.test", "ALICE@acme.test"]):
+async def test_admin_user_allow_list_restricts_who_may_connect(
+    acme, acme_user, acme_token, globex_token
+):
+    with override_settings(WS_LOGS_ADMIN_USER=["someone@else.test", "alice@acme.test"]):
         communicator, connected = await open_stream(query=f"token={acme_token}")
-        assert connected, "listed by e-mail, compared case-insensitively"
+        assert not connected, "e-mail addresses are not verified: never matched"
+    with override_settings(WS_LOGS_ADMIN_USER=["gina"]):
+        communicator, connected = await open_stream(
+            host="globex.test", query=f"token={globex_token}"
+        )
+        assert not connected, "a bare username names platform staff, not a tenant user"
+    acme_user.role = acme_user.Role.ADMIN
+    await database_sync_to_async(_save_in, thread_sensitive=True)(acme, acme_user)
+    with override_settings(WS_LOGS_ADMIN_USER=["acme:alice"]):
+        communicator, connected = await open_stream(query=f"token={acme_token}")
+        assert connected, "a tenant admin listed as tenant:username"
         await communicator.disconnect()
         communicator, connected = await open_stream(
             host="globex.test", query=f"token={globex_token}"
         )
         assert not connected
-    with override_settings(WS_LOGS_ADMIN_USER=["gina"]):
-        communicator, connected = await open_stream(
-            host="globex.test", query=f"token={globex_token}"
-        )
-        assert connected, "listed by username"
-        await communicator.disconnect()
+
+
+def _save_in(tenant, user) -> None:
+    with use_tenant(tenant):
+        user.save(update_fields=["role"])
 
 
 # --- tenant scoping -----------------------------------------------------------------------
@@ -368,7 +380,9 @@ async def test_each_record_is_formatted_once_per_format_whatever_the_clients(
     calls = []
     real = fanout.format_event
     monkeypatch.setattr(
-        fanout, "format_event", lambda event, fmt: calls.append(fmt) or real(event, fmt)
+        fanout,
+        "format_event",
+        lambda event, fmt, **options: calls.append(fmt) or real(event, fmt, **options),
     )
     clients = [(await open_stream(query=f"token={acme_token}&format=json"))[0] for _ in range(3)]
     clients += [(await open_stream(query=f"token={acme_token}&format=text"))[0] for _ in range(2)]
@@ -578,14 +592,14 @@ def test_a_record_after_the_publisher_went_idle_wakes_it(monkeypatch):
     publisher = LogPublisher()
     published = []
     monkeypatch.setattr(publisher, "_publish", published.extend)
-    item = (1730126912.123, "INFO", 20, "x", "first", None, None)
+    item = (1730126912.123, "INFO", 20, "x", "first", None, None, None)
     publisher.submit(item)
     deadline = time.monotonic() + 2
     while not (published and publisher._idle) and time.monotonic() < deadline:
         time.sleep(0.005)
     assert publisher._idle
     woken = time.monotonic()
-    publisher.submit((*item[:4], "second", None, None))
+    publisher.submit((*item[:4], "second", None, None, None))
     while len(published) < 2 and time.monotonic() < deadline + 2:
         time.sleep(0.005)
     # Without the wake-up the thread would sleep out its one-second idle timeout.
@@ -594,7 +608,7 @@ def test_a_record_after_the_publisher_went_idle_wakes_it(monkeypatch):
 
 
 def test_queued_records_are_redacted_before_they_are_published():
-    item = (1730126912.123, "INFO", 20, "x", "login password=hunter2", "acme", "rid-1")
+    item = (1730126912.123, "INFO", 20, "x", "login password=hunter2", None, "acme", "rid-1")
     event = to_event(item)
     assert event["message"] == f"login password={REDACTED}"
     assert (event["tenant"], event["request_id"]) == ("acme", "rid-1")
