@@ -176,6 +176,10 @@ def enforce_connection_cap() -> list[str]:
     cap = settings.TENANT_MAX_OPEN_CONNECTIONS
     to_close: list[str] = []
     with _connections_lock:
+        # A thread that ended took its connections with it; it no longer counts.
+        alive = {thread.ident for thread in threading.enumerate()}
+        for ident in [ident for ident in _open_by_thread if ident not in alive]:
+            del _open_by_thread[ident]
         lru = _open_by_thread.get(threading.get_ident())
         if not lru:
             return to_close
