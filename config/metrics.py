@@ -38,14 +38,29 @@ LATENCY = Histogram(
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+# Every label value comes from a bounded set, whatever a client sends: a method outside
+# KNOWN_METHODS is "other", a path that no URL pattern matched is UNRESOLVED_ROUTE, a route
+# is the pattern (never the literal path), and a status is an HTTP status code.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 UNRESOLVED_ROUTE = "<unresolved>"
+
+
+def method_of(request) -> str:
+    method = request.method
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def route_of(request) -> str:
     match = getattr(request, "resolver_match", None)
-    if match is None or match.route is None:
+    if match is None or not match.route:
         return UNRESOLVED_ROUTE
     return "/" + match.route
+
+
+def status_of(response) -> str:
+    code = response.status_code
+    return str(code) if isinstance(code, int) and 100 <= code <= 599 else "other"
 
 
 class MetricsMiddleware(HybridMiddleware):
@@ -58,7 +73,7 @@ class MetricsMiddleware(HybridMiddleware):
 
     def after(self, request, response):
         route = route_of(request)
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        REQUESTS.labels(method_of(request), route, status_of(response)).inc()
         started = getattr(request, "_metrics_started", None)
         if started is not None:
             LATENCY.labels(route).observe(time.perf_counter() - started)
