@@ -5,18 +5,48 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import User
-from config.api import StrictSerializer
+from config.api import DocumentedCharField, StrictSerializer
 from tenants.context import get_current_tenant
 
-
 # --- input --------------------------------------------------------------------------------
-class SignupSerializer(StrictSerializer):
-    username = serializers.CharField(max_length=150, trim_whitespace=False)
-    email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+# A new user's values are checked by the service (accounts.services.validate_new_user,
+# with uniqueness: one 400 names every problem); the schema states the same rules.
+USERNAME_MAX_LENGTH = 150
+USERNAME_PATTERN = r"^[\w.@+-]+$"  # Django's UnicodeUsernameValidator
+# PasswordStrengthValidator and MinimumLengthValidator: 8-128 characters, an upper-case
+# letter, a lower-case letter and a digit (the server also takes non-ASCII letters).
+PASSWORD_SCHEMA_PATTERN = r"^(?=.*[A-Z])(?=.*[a-z])(?=.*[0-9])[^\u0000]{8,128}$"  # noqa: S105 (a pattern)
+# Longer than any password a user can have: a login with one is just a wrong password.
+PASSWORD_INPUT_MAX_LENGTH = 4096
 
 
-class UserCreateSerializer(SignupSerializer):
+def username_field() -> DocumentedCharField:
+    return DocumentedCharField(
+        max_length=USERNAME_MAX_LENGTH, trim_whitespace=False, schema_pattern=USERNAME_PATTERN
+    )
+
+
+def new_password_field() -> DocumentedCharField:
+    return DocumentedCharField(
+        max_length=PASSWORD_INPUT_MAX_LENGTH,
+        trim_whitespace=False,
+        schema_pattern=PASSWORD_SCHEMA_PATTERN,
+    )
+
+
+class NewUserSerializer(StrictSerializer):
+    """A user being created: username, e-mail address and password."""
+
+    username = username_field()
+    email = DocumentedCharField(max_length=254, schema_format="email")
+    password = new_password_field()
+
+
+class SignupSerializer(NewUserSerializer):
+    pass
+
+
+class UserCreateSerializer(NewUserSerializer):
     role = serializers.ChoiceField(choices=User.Role.choices, required=False)
 
 
@@ -35,7 +65,7 @@ class LogoutSerializer(StrictSerializer):
 
 class PasswordChangeSerializer(StrictSerializer):
     old_password = serializers.CharField(max_length=4096, trim_whitespace=False)
-    new_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    new_password = new_password_field()
 
 
 class UserUpdateSerializer(StrictSerializer):

@@ -14,20 +14,22 @@ for another ordering, is a 400.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
-from rest_framework import serializers
+
+from config.errors import InvalidCursor
+from config.parsers import parse_json
 
 FORWARD = "n"
 BACKWARD = "p"
 _INT_LIMIT = 2**63
 _MAX_TEXT = 2000
+_MAX_TOKEN = 8000
 _DATETIME_FIELDS = frozenset({"created_at", "updated_at"})
 _INT_FIELDS = frozenset({"id", "age"})
 _NULLABLE_FIELDS = frozenset({"age"})
@@ -130,6 +132,22 @@ def encode_cursor(terms: Sequence[str], direction: str, values: Sequence) -> str
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _decode_text(value) -> str:
+    if not isinstance(value, str) or len(value) > _MAX_TEXT or "\x00" in value:
+        raise ValueError("text")
+    value.encode("utf-8")  # UnicodeEncodeError for a lone surrogate
+    return value
+
+
+def _decode_datetime(value) -> datetime:
+    """An aware datetime that every backend can store and compare: in UTC, within
+    datetime's range once converted (year 1 at +14:00 is not)."""
+    parsed = datetime.fromisoformat(_decode_text(value))
+    if parsed.tzinfo is None:
+        raise ValueError("naive datetime")
+    return parsed.astimezone(UTC)  # OverflowError out of range
+
+
 def _decode_value(field: str, value):
     if value is None and field in _NULLABLE_FIELDS:
         return None
@@ -137,25 +155,30 @@ def _decode_value(field: str, value):
         if type(value) is not int or not -_INT_LIMIT < value < _INT_LIMIT:
             raise ValueError(field)
         return value
-    if not isinstance(value, str) or len(value) > _MAX_TEXT or "\x00" in value:
-        raise ValueError(field)
     if field in _DATETIME_FIELDS:
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            raise ValueError(field)
-        return parsed
-    return value
+        return _decode_datetime(value)
+    return _decode_text(value)
 
 
 def decode_cursor(token: str, terms: Sequence[str]) -> Cursor:
-    """The cursor `token` stands for; ValidationError unless it was made for `terms`."""
+    """The cursor `token` stands for; a 400 `Invalid cursor` (ValidationError) for
+    anything that is not a cursor this server made for `terms`, whatever the bytes.
+
+    Total by construction: every value is checked for its type and range here, so that
+    nothing a client forged reaches the query, and any exception while decoding (a
+    client's bytes can raise more kinds than one can list) is the same 400."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(raw)
-        if not isinstance(payload, dict) or payload.get("o") != ",".join(terms):
+        if not isinstance(token, str) or len(token) > _MAX_TOKEN:
+            raise ValueError("token")
+        raw = base64.b64decode(
+            token.encode("ascii") + b"=" * (-len(token) % 4), altchars=b"-_", validate=True
+        )
+        payload = parse_json(raw)
+        if not isinstance(payload, dict) or set(payload) != {"o", "d", "v"}:
+            raise ValueError("shape")
+        if payload["o"] != ",".join(terms):
             raise ValueError("ordering")
-        direction = payload.get("d")
-        values = payload.get("v")
+        direction, values = payload["d"], payload["v"]
         if direction not in (FORWARD, BACKWARD) or not isinstance(values, list):
             raise ValueError("shape")
         if len(values) != len(terms):
@@ -163,8 +186,8 @@ def decode_cursor(token: str, terms: Sequence[str]) -> Cursor:
         decoded = tuple(
             _decode_value(_field(term)[0], value) for term, value in zip(terms, values, strict=True)
         )
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
-        raise serializers.ValidationError({"cursor": ["Invalid cursor."]}) from exc
+    except Exception as exc:
+        raise InvalidCursor() from exc
     return Cursor(direction, decoded)
 
 

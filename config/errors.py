@@ -34,8 +34,14 @@ def reason_phrase(status_code: int) -> str:
         return "Error"
 
 
+def _text(value) -> str:
+    """`value` as text that can be written as UTF-8: a lone surrogate a client sent (JSON
+    can carry "\\ud800") and a message quotes comes back escaped, not as a 500."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(status_code: int, message: str, details: dict | None = None) -> dict:
-    body = {"status": status_code, "error": reason_phrase(status_code), "message": message}
+    body = {"status": status_code, "error": reason_phrase(status_code), "message": _text(message)}
     if details:
         body["details"] = details
     return body
@@ -81,6 +87,16 @@ class TenantAccessDenied(exceptions.PermissionDenied):
     default_code = "tenant_access_denied"
 
 
+class InvalidCursor(exceptions.ValidationError):
+    """400 `Invalid cursor` (API.md, Conventions): a pagination cursor that does not decode,
+    was made for another ordering or is out of range."""
+
+    envelope_message = "Invalid cursor"
+
+    def __init__(self):
+        super().__init__({"cursor": ["Invalid cursor."]}, code="invalid_cursor")
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "Conflict"
@@ -94,29 +110,29 @@ class ServiceUnavailable(exceptions.APIException):
 
 
 def _flatten(detail) -> dict[str, list[str]]:
-    """DRF's nested error detail as `{"field": ["message", ...]}`."""
+    """DRF's nested error detail as `{"field": ["message", ...]}`, every text writable."""
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
         for field, value in detail.items():
             if isinstance(value, dict):
                 for sub, messages in _flatten(value).items():
-                    out[f"{field}.{sub}"] = messages
+                    out[f"{_text(field)}.{sub}"] = messages
             elif isinstance(value, list):
                 messages = []
                 for item in value:
                     if isinstance(item, dict):
                         for sub, sub_messages in _flatten(item).items():
-                            out[f"{field}.{sub}"] = sub_messages
+                            out[f"{_text(field)}.{sub}"] = sub_messages
                     else:
-                        messages.append(str(item))
+                        messages.append(_text(item))
                 if messages:
-                    out[str(field)] = messages
+                    out[_text(field)] = messages
             else:
-                out[str(field)] = [str(value)]
+                out[_text(field)] = [_text(value)]
         return out
     if isinstance(detail, list):
-        return {"non_field_errors": [str(item) for item in detail]}
-    return {"non_field_errors": [str(detail)]}
+        return {"non_field_errors": [_text(item) for item in detail]}
+    return {"non_field_errors": [_text(detail)]}
 
 
 _MESSAGES = {
@@ -149,7 +165,8 @@ def api_exception_handler(exc, context):
     code = response.status_code
     if isinstance(exc, exceptions.ValidationError):
         details = _flatten(exc.detail)
-        return error_response(400, "Validation failed", details, headers)
+        message = getattr(exc, "envelope_message", "Validation failed")
+        return error_response(400, message, details, headers)
     message = _MESSAGES.get(type(exc))
     if message is None:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)

@@ -3,7 +3,11 @@
 Schema-only code: nothing here runs while a request is served.
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from django.core.validators import EmailValidator, RegexValidator
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -21,6 +25,40 @@ class TenantJWTScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "JWT",
             "description": "An access token issued for the tenant of the request's host.",
         }
+
+
+# DRF refuses NUL in every text field and trims them unless told not to, so a required
+# trimmed field needs a character that is not whitespace. Both patterns are linear.
+TEXT_PATTERN = r"^\s*[^\s\u0000][^\u0000]*$"
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+
+
+class CharFieldExtension(OpenApiSerializerFieldExtension):
+    """Every request text field states in the schema what the server checks besides its
+    length: a field's own pattern (`schema_pattern`, config.api.DocumentedCharField), else
+    DRF's own rules (no NUL; not whitespace only where a blank is refused), so a value a
+    client generates from the schema is never refused by a rule the schema hides."""
+
+    target_class = "rest_framework.fields.CharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        schema = auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        if direction != "request" or schema is None or schema.get("type") != "string":
+            return schema
+        stated = (RegexValidator, EmailValidator)
+        if "pattern" in schema or "format" in schema or "enum" in schema:
+            return schema
+        if any(isinstance(v, stated) for v in field.validators):
+            return schema
+        if getattr(field, "schema_format", None):
+            return {**schema, "format": field.schema_format}
+        pattern = getattr(field, "schema_pattern", None)
+        if pattern is None:
+            blank_refused = field.trim_whitespace and not field.allow_blank
+            pattern = TEXT_PATTERN if blank_refused else NO_NUL_PATTERN
+        return {**schema, "pattern": pattern}
 
 
 class ErrorSerializer(serializers.Serializer):

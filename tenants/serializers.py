@@ -7,8 +7,10 @@ from pathlib import Path
 
 from rest_framework import serializers
 
-from config.api import StrictSerializer
+from accounts.serializers import NewUserSerializer
+from config.api import DocumentedCharField, StrictSerializer
 from tenants.models import Tenant
+from tenants.validators import HOST_MAX_LENGTH, HOST_PATTERN, SLUG_MAX_LENGTH, SLUG_PATTERN
 
 
 class TenantSerializer(serializers.ModelSerializer):
@@ -28,16 +30,21 @@ class TenantSerializer(serializers.ModelSerializer):
         return Path(name).name if "/" in name or "\\" in name else name
 
 
-class AdminInputSerializer(StrictSerializer):
-    username = serializers.CharField(max_length=150, trim_whitespace=False)
-    email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+class AdminInputSerializer(NewUserSerializer):
+    """The tenant's first admin: what a signup takes. The provisioning service checks the
+    values together with the tenant's (one 400 names every problem)."""
+
+
+def _domain() -> DocumentedCharField:
+    # Host names are normalised (lower-cased, port stripped) and then checked by the
+    # service; the schema states the normalised form.
+    return DocumentedCharField(max_length=HOST_MAX_LENGTH, schema_pattern=HOST_PATTERN)
 
 
 class TenantCreateSerializer(StrictSerializer):
-    slug = serializers.CharField(max_length=63)
+    slug = DocumentedCharField(max_length=SLUG_MAX_LENGTH, schema_pattern=SLUG_PATTERN.pattern)
     name = serializers.CharField(max_length=200)
-    domains = serializers.ListField(child=serializers.CharField(max_length=253), default=list)
+    domains = serializers.ListField(child=_domain(), default=list)
     database_url = serializers.CharField(
         max_length=500, required=False, allow_blank=True, default=""
     )
@@ -59,7 +66,7 @@ class TenantUpdateSerializer(StrictSerializer):
     status = serializers.ChoiceField(
         choices=[Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED], required=False
     )
-    domains = serializers.ListField(child=serializers.CharField(max_length=253), required=False)
+    domains = serializers.ListField(child=_domain(), required=False)
 
 
 # --- documentation only (the views build these bodies from selectors) --------------------

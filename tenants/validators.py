@@ -4,6 +4,9 @@ import re
 
 from django.core.exceptions import ValidationError
 
+SLUG_MAX_LENGTH = 63
+# Matched whole (fullmatch: `$` alone also matches before a final newline) and only on at
+# most SLUG_MAX_LENGTH characters.
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
 # Slugs that would collide with platform hosts, paths or the template database.
 RESERVED_SLUGS = frozenset(
@@ -31,13 +34,33 @@ RESERVED_SLUGS = frozenset(
         "www",
     }
 )
-HOST_PATTERN = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+HOST_MAX_LENGTH = 253
+_LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+# For the schema only: the server checks host names label by label, without a regex.
+HOST_PATTERN = (
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 
 
+def is_host_name(value: str) -> bool:
+    """True for a lower-case DNS host name (RFC 1123 labels of 1-63 characters, at most
+    253 in all), in one linear pass and no regex."""
+    if not value or len(value) > HOST_MAX_LENGTH:
+        return False
+    for label in value.split("."):
+        if not 0 < len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not _LABEL_CHARACTERS.issuperset(label):
+            return False
+    return True
+
+
 def validate_slug(value: str) -> None:
-    if not isinstance(value, str) or not SLUG_PATTERN.match(value):
+    if (
+        not isinstance(value, str)
+        or len(value) > SLUG_MAX_LENGTH
+        or not SLUG_PATTERN.fullmatch(value)
+    ):
         raise ValidationError(
             "Enter 3-63 characters: lower-case letters, digits and hyphens, starting with a "
             "letter and not ending with a hyphen.",
@@ -56,7 +79,7 @@ def normalize_host(value: str) -> str:
 
 
 def validate_domain(value: str) -> None:
-    if not isinstance(value, str) or not HOST_PATTERN.match(value):
+    if not isinstance(value, str) or not is_host_name(value):
         raise ValidationError(
             f"'{value}' is not a valid host name (lower-case, no scheme, no port).",
             code="invalid_domain",
