@@ -334,24 +334,33 @@ def _sign_up_and_log_in(host: str, username: str, email: str) -> str:
     return response.json()["access"]
 
 
-async def test_listed_email_does_not_admit_a_stranger_who_signs_up_with_it(acme, globex):
+@pytest.fixture
+def strangers(acme, globex) -> dict[str, str]:
+    """Tokens of strangers who signed up (on this thread: the HTTP requests note tenant
+    connections per thread) on each tenant with a listed e-mail, and as `watcher`."""
+    return {
+        "acme.test": _sign_up_and_log_in("acme.test", "stranger-a", "boss@corp.test"),
+        "globex.test": _sign_up_and_log_in("globex.test", "stranger-g", "boss@corp.test"),
+        "watcher": _sign_up_and_log_in("acme.test", "watcher", "w@elsewhere.test"),
+    }
+
+
+async def test_listed_email_does_not_admit_a_stranger_who_signs_up_with_it(strangers):
     with override_settings(WS_LOGS_ADMIN_USER=["boss@corp.test"]):
         for host in ("acme.test", "globex.test"):
-            token = await database_sync_to_async(_sign_up_and_log_in)(
-                host, f"stranger-{host[0]}", "boss@corp.test"
+            _communicator, connected = await open_stream(
+                host=host, headers=bearer_header(strangers[host])
             )
-            _communicator, connected = await open_stream(host=host, headers=bearer_header(token))
             assert not connected, host
 
 
-async def test_listed_username_does_not_admit_a_tenant_user_who_signs_up_with_it(acme, make_user):
+async def test_listed_username_does_not_admit_a_tenant_user_who_signs_up_with_it(
+    strangers, make_user
+):
     staff = await database_sync_to_async(make_user)(None, "watcher", is_staff=True)
     staff_token = await database_sync_to_async(token_for)(staff, None)
     with override_settings(WS_LOGS_ADMIN_USER=["watcher"]):
-        token = await database_sync_to_async(_sign_up_and_log_in)(
-            "acme.test", "watcher", "w@elsewhere.test"
-        )
-        communicator, connected = await open_stream(headers=bearer_header(token))
+        communicator, connected = await open_stream(headers=bearer_header(strangers["watcher"]))
         assert not connected, "a bare entry names platform staff only"
         communicator, connected = await open_stream(headers=bearer_header(staff_token))
         assert connected, "the platform staff member of that username"
