@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from accounts.models import User
+from accounts.validators import MAX_PASSWORD_LENGTH
 from config.api import DocumentedCharField, StrictSerializer
 from tenants.context import get_current_tenant
 
@@ -27,10 +28,16 @@ def username_field() -> DocumentedCharField:
 
 
 def new_password_field() -> DocumentedCharField:
+    """A password being set. Its length is checked here, before the strength validators
+    (the similarity one compares it with the username and e-mail) see it."""
     return DocumentedCharField(
-        max_length=PASSWORD_INPUT_MAX_LENGTH,
+        max_length=MAX_PASSWORD_LENGTH,
         trim_whitespace=False,
         schema_pattern=PASSWORD_SCHEMA_PATTERN,
+        error_messages={
+            "max_length": "This password is too long. It must contain at most {max_length} "
+            "characters."
+        },
     )
 
 
@@ -52,7 +59,7 @@ class UserCreateSerializer(NewUserSerializer):
 
 class LoginSerializer(StrictSerializer):
     username_or_email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    password = serializers.CharField(max_length=PASSWORD_INPUT_MAX_LENGTH, trim_whitespace=False)
 
 
 class RefreshSerializer(StrictSerializer):
@@ -64,7 +71,9 @@ class LogoutSerializer(StrictSerializer):
 
 
 class PasswordChangeSerializer(StrictSerializer):
-    old_password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    old_password = serializers.CharField(
+        max_length=PASSWORD_INPUT_MAX_LENGTH, trim_whitespace=False
+    )
     new_password = new_password_field()
 
 

@@ -35,6 +35,10 @@ class AdminInputSerializer(NewUserSerializer):
     values together with the tenant's (one 400 names every problem)."""
 
 
+# More host names than any tenant needs; keeps the uniqueness check one bounded query.
+MAX_DOMAINS = 100
+
+
 def _domain() -> DocumentedCharField:
     # Host names are normalised (lower-cased, port stripped) and then checked by the
     # service; the schema states the normalised form.
@@ -44,7 +48,7 @@ def _domain() -> DocumentedCharField:
 class TenantCreateSerializer(StrictSerializer):
     slug = DocumentedCharField(max_length=SLUG_MAX_LENGTH, schema_pattern=SLUG_PATTERN.pattern)
     name = serializers.CharField(max_length=200)
-    domains = serializers.ListField(child=_domain(), default=list)
+    domains = serializers.ListField(child=_domain(), max_length=MAX_DOMAINS, default=list)
     database_url = serializers.CharField(
         max_length=500, required=False, allow_blank=True, default=""
     )
@@ -66,7 +70,7 @@ class TenantUpdateSerializer(StrictSerializer):
     status = serializers.ChoiceField(
         choices=[Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED], required=False
     )
-    domains = serializers.ListField(child=_domain(), required=False)
+    domains = serializers.ListField(child=_domain(), max_length=MAX_DOMAINS, required=False)
 
 
 # --- documentation only (the views build these bodies from selectors) --------------------

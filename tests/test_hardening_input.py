@@ -579,3 +579,36 @@ def test_metric_labels_stay_within_bounded_sets(acme):
             elif label != "le":
                 pytest.fail(f"{name} has a label {label!r} this test does not know")
     assert seen_other
+
+
+def test_integer_query_parameters_of_thousands_of_digits_are_refused_or_ignored(
+    served_schema, callers
+):
+    """An integer parameter of 5,000 digits (past Python's int-from-str limit of 4,300)."""
+    answered = 0
+    for path, item in served_schema["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "query" or parameter["schema"].get("type") != "integer":
+                    continue
+                for value in ("9" * 5000, "-" + "9" * 5000, "1e999999", "1.5"):
+                    response = _send(callers, method, path, "query", parameter["name"], value)
+                    # Refused, or ignored (page_size falls back to its default).
+                    assert response.status_code in (
+                        HTTPStatus.OK,
+                        HTTPStatus.BAD_REQUEST,
+                        HTTPStatus.NOT_FOUND,
+                    ), (path, parameter["name"], value)
+                    answered += 1
+    assert answered >= 4 * 6
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_tenant_takes_at_most_a_hundred_domains(callers, method):
+    domains = [f"d{i}.example.com" for i in range(101)]
+    body = {"slug": "manydomains", "name": "Many", "domains": domains}
+    if method == "patch":
+        body = {"domains": domains}
+    path = "/api/platform/tenants" + ("/{slug}" if method == "patch" else "")
+    response = _send(callers, method, path, "body", "domains", None, raw=json.dumps(body))
+    assert _refused_by_the_field(response, "domains")
