@@ -123,6 +123,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # Concurrent writers wait for the lock instead of failing with "database is locked":
+    # a write transaction takes it at BEGIN, WAL lets readers go on meanwhile.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 DATABASE_ROUTERS = ["tenants.routers.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -180,6 +188,8 @@ else:
 
 # --- Authentication -----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# Every password login (the admin's too) is throttled and locks out like the API's.
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 # Argon2id with OWASP's minimum parameter set (m=19 MiB, t=2, p=1): about 19 ms a hash.
 PASSWORD_HASHERS = [
     "accounts.hashers.Argon2idHasher",
@@ -291,6 +301,8 @@ APP_WS_PORT = env.int("APP_WS_PORT", default=9000)
 WS_LOG_BUFFER_SIZE = env.int("WS_LOG_BUFFER_SIZE", default=1000)
 WS_LOG_FORMAT = env.str("WS_LOG_FORMAT", default="text")
 WS_LOGS_ADMIN_USER = env.list("WS_LOGS_ADMIN_USER", default=[])
+# Seconds between two re-checks of an open log stream's credentials (closed with 4401).
+WS_AUTH_RECHECK_SECONDS = env.float("WS_AUTH_RECHECK_SECONDS", default=5.0)
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 
@@ -298,7 +310,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "text": {"format": "[{asctime}] {levelname} [{name}] {message}", "style": "{"},
+        "text": {
+            "()": "logstream.formatters.TextLineFormatter",
+            "fmt": "[{asctime}] {levelname} [{name}] {message}",
+            "style": "{",
+        },
         "json": {"()": "logstream.formatters.JsonLinesFormatter"},
     },
     "filters": {"redact": {"()": "logstream.redaction.RedactingFilter"}},
@@ -332,6 +348,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Load balancers and orchestrators probe over plain HTTP (API.md, Operations). Matched
+# against the path without its leading slash; \Z, unlike $, admits no trailing newline.
+SECURE_REDIRECT_EXEMPT = [r"^health\Z", r"^ready\Z", r"^metrics\Z"]
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -409,9 +409,27 @@ class PlatformCase:
 
 
 PLATFORM_CASES: dict[str, PlatformCase] = {
+    "": PlatformCase((("GET", "/", None),), authenticated=False),
     "api/platform/auth/login": PlatformCase(
         (("POST", "/api/platform/auth/login", {"username_or_email": "ann", "password": PASSWORD}),),
         authenticated=False,
+    ),
+    "api/platform/auth/refresh": PlatformCase(
+        (("POST", "/api/platform/auth/refresh", {"refresh": "not-a-token"}),),
+        authenticated=False,
+    ),
+    "api/platform/auth/logout": PlatformCase(
+        (("POST", "/api/platform/auth/logout", {"refresh": ""}),), authenticated=True
+    ),
+    "api/platform/auth/password": PlatformCase(
+        (
+            (
+                "POST",
+                "/api/platform/auth/password",
+                {"old_password": PASSWORD, "new_password": "N3w-Staff-pass!"},
+            ),
+        ),
+        authenticated=True,
     ),
     "api/platform/tenants": PlatformCase(
         (

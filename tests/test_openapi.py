@@ -22,6 +22,7 @@ PUBLIC_OPERATIONS = {
     "auth_login",
     "auth_refresh",
     "platform_login",
+    "platform_refresh",
     "health",
     "ready",
     *(f"logs_gone_{method}" for method in ("get", "post", "put", "patch", "delete")),
