@@ -33,6 +33,7 @@ logger = logging.getLogger("tenants.services")
 
 _local_locks: dict[str, threading.Lock] = {}
 _local_locks_guard = threading.Lock()
+MAX_DOMAINS = 100  # per request; a tenant is served on a few hosts
 _CREDENTIALS = re.compile(r"://[^@/\s]+@")
 
 
@@ -103,6 +104,11 @@ def validate_tenant_input(
     elif len(name) > 200:
         errors["name"] = ["Ensure this field has no more than 200 characters."]
 
+    domains = list(domains)
+    if len(domains) > MAX_DOMAINS:
+        # Refused before any host is looked at: each host costs queries below.
+        errors["domains"] = [f"Ensure this field has no more than {MAX_DOMAINS} elements."]
+        domains = []
     hosts = []
     for raw in domains:
         host = normalize_host(raw) if isinstance(raw, str) else raw

@@ -410,6 +410,20 @@ def test_create_refuses_a_domain_resolving_to_another_tenant_on_every_entry_poin
     assert not Tenant.objects.filter(slug="pirate").exists()
 
 
+def test_too_many_domains_are_refused_before_any_is_looked_up(acme):
+    from django.test.utils import CaptureQueriesContext
+
+    domains = [f"h{index}.example.test" for index in range(100_000)]
+    with (
+        CaptureQueriesContext(connections["default"]) as queries,
+        pytest.raises(ValidationError) as info,
+    ):
+        services.tenant_update(tenant=acme, domains=domains)
+    assert "no more than 100" in info.value.message_dict["domains"][0]
+    assert len(queries) < 10
+    assert acme.domains.count() == 1
+
+
 def test_a_slug_whose_implicit_host_is_another_tenants_domain_is_refused(
     tenant_factory, base_domain
 ):
