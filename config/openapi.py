@@ -83,8 +83,8 @@ class ReadinessChecksSerializer(serializers.Serializer):
 
 
 class UnavailableTenantsSerializer(serializers.Serializer):
-    unavailable = serializers.ListField(
-        child=serializers.CharField(), help_text="Slugs of tenants whose database is failing."
+    unavailable = serializers.IntegerField(
+        min_value=0, help_text="How many tenants' databases are failing (never which)."
     )
 
 

@@ -36,7 +36,9 @@ PLATFORM_PREFIXES = (
 
 
 def is_platform_path(path: str) -> bool:
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in PLATFORM_PREFIXES)
+    return path == "/" or any(
+        path == prefix or path.startswith(prefix + "/") for prefix in PLATFORM_PREFIXES
+    )
 
 
 class TenantResolution:
