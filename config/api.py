@@ -87,9 +87,12 @@ class ApiView(APIView):
 
 
 def _too_long(field: serializers.Field, value) -> list[str] | None:
-    """The max-length message when `value` (a string, or a list of strings for a list of
-    char fields) is longer than `field` allows, else None."""
+    """The max-length message when `value` (a string, or a list for a list field: too many
+    items, or a string item too long) is longer than `field` allows, else None."""
     if isinstance(field, serializers.ListField) and isinstance(value, list):
+        # The count first: DRF validates every item before it counts them.
+        if field.max_length is not None and len(value) > field.max_length:
+            return [field.error_messages["max_length"].format(max_length=field.max_length)]
         limit = getattr(field.child, "max_length", None)
         if limit is not None and any(isinstance(v, str) and len(v) > limit for v in value):
             return [field.child.error_messages["max_length"].format(max_length=limit)]

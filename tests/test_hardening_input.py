@@ -612,3 +612,17 @@ def test_a_tenant_takes_at_most_a_hundred_domains(callers, method):
     path = "/api/platform/tenants" + ("/{slug}" if method == "patch" else "")
     response = _send(callers, method, path, "body", "domains", None, raw=json.dumps(body))
     assert _refused_by_the_field(response, "domains")
+
+
+def test_a_list_over_its_item_limit_is_refused_before_any_item_is_validated(monkeypatch):
+    from tenants.serializers import MAX_DOMAINS, TenantUpdateSerializer
+
+    serializer = TenantUpdateSerializer(data={"domains": ["x.example.com"] * 100_000})
+    validated = []
+    child = serializer.fields["domains"].child
+    monkeypatch.setattr(child, "run_validation", lambda value: validated.append(value) or value)
+    assert not serializer.is_valid()
+    assert serializer.errors["domains"] == [
+        f"Ensure this field has no more than {MAX_DOMAINS} elements."
+    ]
+    assert validated == []
