@@ -5,8 +5,10 @@ and Django's error handlers), never as an HTML page or a bare `{"detail": ...}`.
 """
 
 import logging
+import math
 from http import HTTPStatus
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
@@ -79,7 +81,12 @@ def tenant_database_unavailable(exc: BaseException) -> bool:
 
 
 def tenant_database_unavailable_response() -> JsonResponse:
-    return error_response(503, TENANT_DATABASE_UNAVAILABLE)
+    """503 `Tenant database unavailable` with `Retry-After` (API.md): the circuit breaker
+    tries the database again after TENANT_DB_RETRY_INTERVAL seconds."""
+    retry_after = max(1, math.ceil(settings.TENANT_DB_RETRY_INTERVAL))
+    return error_response(
+        503, TENANT_DATABASE_UNAVAILABLE, headers={"Retry-After": str(retry_after)}
+    )
 
 
 class TenantAccessDenied(exceptions.PermissionDenied):

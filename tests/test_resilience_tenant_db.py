@@ -100,6 +100,7 @@ def test_unreachable_tenant_database_answers_503_in_the_envelope(downco):
         elapsed = time.monotonic() - started
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json() == UNAVAILABLE
+    assert response["Retry-After"] == "5"  # TENANT_DB_RETRY_INTERVAL, when it tries again
     assert elapsed < 3
 
 
@@ -120,6 +121,7 @@ def test_login_and_signup_of_the_down_tenant_answer_503_not_500(downco):
         )
     assert (login.status_code, login.json()) == (503, UNAVAILABLE)
     assert (signup.status_code, signup.json()) == (503, UNAVAILABLE)
+    assert login["Retry-After"] == signup["Retry-After"] == "5"
 
 
 def test_other_tenants_are_served_while_one_database_is_down(downco, acme_auth):
@@ -137,6 +139,7 @@ def test_open_circuit_answers_at_once_without_trying_the_database(downco):
     # The database is back, but within TENANT_DB_RETRY_INTERVAL nobody tries it.
     response = contacts("downco.test", auth)
     assert (response.status_code, response.json()) == (503, UNAVAILABLE)
+    assert response["Retry-After"] == "5"
     assert getattr(connections._connections, tenant.alias).connection is None
 
 
