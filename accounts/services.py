@@ -261,7 +261,10 @@ def _load_refresh(*, raw: str, tenant: Tenant | None) -> tuple[RefreshToken, Use
         user = None
     if user is None or not user.is_active or issued_before(refresh, user.tokens_valid_after):
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
-    if tenant is None and (not user.is_staff or token_is_revoked(jti=str(refresh["jti"]))):
+    if tenant is None and not user.is_staff:
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+    # A logout with the access token alone revokes its refresh token on the deny list.
+    if token_is_revoked(jti=str(refresh["jti"])):
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
     return refresh, user
 
@@ -307,11 +310,11 @@ def tokens_refresh(*, raw: str, tenant: Tenant | None) -> dict:
 
 
 def logout(*, user: User, access_token, refresh_raw: str | None, tenant: Tenant | None) -> None:
-    """Revoke the access token in use and, when given and the user's, the refresh token.
-    A platform access token names its refresh token, which is revoked with it."""
+    """Revoke the access token in use and the refresh token it was issued with (its `rjti`
+    claim), and, when given and the user's, the refresh token in the body."""
     label = _tenant_label(tenant)
     token_revoke(jti=access_token["jti"], expires_at=_expiry(access_token), user_id=user.pk)
-    paired = access_token.get(REFRESH_JTI_CLAIM) if tenant is None else None
+    paired = access_token.get(REFRESH_JTI_CLAIM)
     if isinstance(paired, str) and paired:
         # The refresh token outlives its access token by at most its own lifetime.
         expires_at = timezone.now() + api_settings.REFRESH_TOKEN_LIFETIME

@@ -1,7 +1,7 @@
 """Tenant-bound JWTs. Every token carries `tenant` (the slug, or null for platform staff),
 `user_id` and `iat_us` (issue time in microseconds); SimpleJWT adds `jti`, `exp`, `iat`,
-and, from settings, `aud` and `iss`. A platform access token also names its refresh token
-(`rjti`), so that logging out with the access token alone revokes both."""
+and, from settings, `aud` and `iss`. An access token also names its refresh token (`rjti`),
+so that logging out with the access token alone revokes both."""
 
 from __future__ import annotations
 
@@ -54,8 +54,7 @@ def issue_tokens(user: User, tenant: Tenant | None) -> dict:
     refresh[TENANT_CLAIM] = slug
     refresh[ISSUED_AT_US_CLAIM] = time.time_ns() // 1000
     access = refresh.access_token
-    if tenant is None:
-        access[REFRESH_JTI_CLAIM] = refresh["jti"]
+    access[REFRESH_JTI_CLAIM] = refresh["jti"]
     access_value = str(access)
     return {
         "token": access_value,

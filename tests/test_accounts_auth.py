@@ -550,6 +550,21 @@ def test_logout_without_a_body_revokes_the_access_token(acme, make_user):
     assert me("acme.test", pair["access"]).status_code == HTTPStatus.UNAUTHORIZED
 
 
+def test_logout_without_a_body_revokes_the_refresh_token_of_the_pair_too(acme, make_user):
+    make_user(acme, "ann")
+    client = client_for("acme.test")
+    pair = tokens_for("acme.test", "ann")
+    rotated = client.post("/api/auth/refresh", {"refresh": pair["refresh"]}, format="json")
+    other = tokens_for("acme.test", "ann")
+    new_pair = rotated.json()
+    response = client.post("/api/auth/logout", **auth(new_pair["access"]))
+    assert response.status_code == HTTPStatus.NO_CONTENT
+    refused = client.post("/api/auth/refresh", {"refresh": new_pair["refresh"]}, format="json")
+    assert (refused.status_code, refused.json()["message"]) == (401, "Invalid token")
+    kept = client.post("/api/auth/refresh", {"refresh": other["refresh"]}, format="json")
+    assert kept.status_code == HTTPStatus.OK
+
+
 def test_logout_leaves_other_sessions_working(acme, make_user):
     make_user(acme, "ann")
     one = tokens_for("acme.test", "ann")
