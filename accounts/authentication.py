@@ -28,7 +28,10 @@ class TenantJWTAuthentication(JWTAuthentication):
         header = self.get_header(request)
         if header is None:
             return None
-        raw = self.get_raw_token(header)
+        try:
+            raw = self.get_raw_token(header)
+        except exceptions.AuthenticationFailed:  # "Bearer", "Bearer a b": no single token
+            raw = None
         if raw is None:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
         return self.authenticate_raw(raw)

@@ -34,6 +34,13 @@ def test_garbage_token_is_401_invalid_token(acme):
     assert response.json()["message"] == "Invalid token"
 
 
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "Bearer a b", "Basic dXNlcjpwdw==", "x"])
+def test_a_malformed_authorization_header_is_401_invalid_token(acme, header):
+    response = client_for("acme.test").get("/api/_whoami", HTTP_AUTHORIZATION=header)
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    assert response.json() == {"status": 401, "error": "Unauthorized", "message": "Invalid token"}
+
+
 def test_token_of_another_tenant_with_the_same_user_id_is_403(acme, globex, make_user, bearer):
     ann = make_user(acme, "ann", id=4242)
     gus = make_user(globex, "gus", id=4242)
