@@ -41,9 +41,24 @@ class ThrottledModelBackend(ModelBackend):
             )
         except exceptions.Throttled as exc:
             wait = int(exc.wait or 1)
+            if request is not None:
+                request.login_throttled_for = wait  # admin_login answers 429 with it
             raise LoginThrottled(
                 THROTTLED_MESSAGE, code="throttled", params={"wait": wait}
             ) from None
         except exceptions.AuthenticationFailed:
             return None
         return user if self.user_can_authenticate(user) else None
+
+
+def admin_login(request, extra_context=None):
+    """The Django admin's login view, answering a throttled or locked-out attempt as the API
+    does: 429 with `Retry-After` (the page shows the form and the reason)."""
+    from django.contrib import admin
+
+    response = admin.site.login(request, extra_context)
+    wait = getattr(request, "login_throttled_for", None)
+    if wait is not None:
+        response.status_code = 429
+        response["Retry-After"] = str(wait)
+    return response

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 
+from accounts.backends import admin_login
 from config import views
 from config.metrics import metrics_view
 from logstream.views import log_viewer
@@ -11,6 +12,8 @@ from logstream.views import log_viewer
 urlpatterns = [
     path("", views.landing, name="landing"),
     path("admin/logs/", admin.site.admin_view(log_viewer), name="admin-logs"),
+    # Before admin/: the admin's own login view, throttled attempts answered 429.
+    path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("health", views.health, name="health"),
     path("ready", views.ready, name="ready"),

@@ -230,10 +230,13 @@ def admin_login(identifier: str, password: str, ip: str):
     if response.status_code == HTTPStatus.FOUND:
         assert "_auth_user_id" in client.session
         return "ok"
-    assert response.status_code == HTTPStatus.OK  # the form again, never a 500
     assert "_auth_user_id" not in client.session
-    if "Too many login attempts" in response.content.decode():
+    if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+        assert int(response["Retry-After"]) >= 1
+        assert "Too many login attempts" in response.content.decode()  # the form, and why
         return "throttled"
+    assert response.status_code == HTTPStatus.OK  # the form again, never a 500
+    assert "Too many login attempts" not in response.content.decode()
     return "refused"
 
 

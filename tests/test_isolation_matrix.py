@@ -460,6 +460,7 @@ PLATFORM_CASES: dict[str, PlatformCase] = {
     "api/docs/": PlatformCase((("GET", "/api/docs/", None),), authenticated=False),
     "api/logs": PlatformCase((("GET", "/api/logs", None),), authenticated=False),
     "admin/logs/": PlatformCase((("GET", "/admin/logs/", None),), authenticated=False),
+    "admin/login/": PlatformCase((("GET", "/admin/login/", None),), authenticated=False),
     "admin/": PlatformCase(
         (("GET", "/admin/", None), ("GET", "/admin/tenants/tenant/", None)), authenticated=False
     ),
