@@ -15,6 +15,8 @@ class User(AbstractUser):
     # Tokens issued before this instant are refused (password change, role change,
     # deactivation); stored here so revocation survives a cache flush.
     tokens_valid_after = models.DateTimeField(null=True, blank=True)
+    # Created by open signup (anyone can): such an account never satisfies an allow-list.
+    signed_up = models.BooleanField(default=False)
 
     objects = UserManager()
 

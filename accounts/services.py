@@ -100,8 +100,10 @@ def user_create(
     role: str | None = None,
     is_staff: bool = False,
     is_superuser: bool = False,
+    signed_up: bool = False,
 ) -> User:
-    """Create a user in the active database (the current tenant's, or the main one).
+    """Create a user in the active database (the current tenant's, or the main one);
+    `signed_up` marks an account made by open signup.
 
     The first user of a database is an admin whatever `role` says.
     """
@@ -115,15 +117,18 @@ def user_create(
             role=role or User.Role.MEMBER,
             is_staff=is_staff,
             is_superuser=is_superuser,
+            signed_up=signed_up,
         )
         user.set_password(password)
         user.save()
     return user
 
 
-def user_register(*, username: str, email: str, password: str, role: str | None = None) -> User:
-    """Create a user for the API (signup, or an admin adding one): every field problem,
-    uniqueness included, comes back as a 400 with details."""
+def user_register(
+    *, username: str, email: str, password: str, role: str | None = None, signed_up: bool = False
+) -> User:
+    """Create a user for the API (signup, `signed_up=True`, or an admin adding one): every
+    field problem, uniqueness included, comes back as a 400 with details."""
     errors: dict[str, list] = {}
     try:
         validate_new_user(username=username, email=email, password=password)
@@ -137,7 +142,9 @@ def user_register(*, username: str, email: str, password: str, role: str | None 
     if errors:
         raise exceptions.ValidationError(errors)
     try:
-        user = user_create(username=username, email=email, password=password, role=role)
+        user = user_create(
+            username=username, email=email, password=password, role=role, signed_up=signed_up
+        )
     except IntegrityError as exc:  # a concurrent signup took the name or address
         raise exceptions.ValidationError(
             {"username": ["A user with that username or email already exists."]}

@@ -54,7 +54,7 @@ class SignupView(PublicView):
     )
     def post(self, request):
         data = _validated(SignupSerializer, request.data)
-        user = services.user_register(**data)
+        user = services.user_register(**data, signed_up=True)
         return Response(SignupResultSerializer(user).data, status=status.HTTP_201_CREATED)
 
 

@@ -138,13 +138,16 @@ def _viewer_from_session(cookies: dict[str, str]) -> LogViewer | None:
 def may_read_logs(user, tenant: Tenant | None) -> bool:
     """`WS_LOGS_ADMIN_USER`, when set, lists who may connect (see `allow_list_entry`): a
     bare entry is a platform staff member's username (platform staff cannot sign up), a
-    `slug:username` entry a tenant admin of that tenant. E-mail addresses are never
-    compared: nothing verifies them, and anyone can sign up on a tenant with any address."""
+    `slug:username` entry a tenant admin of that tenant whose account was not made by open
+    signup (the first signup of a tenant without an admin is its admin). E-mail addresses
+    are never compared: nothing verifies them, and anyone can sign up with any address."""
     entries = settings.WS_LOGS_ADMIN_USER
     if not any(value.strip() for value in entries):
         return True
     wanted = ((tenant.slug if tenant is not None else None), str(user.username))
-    if tenant is not None and not getattr(user, "is_tenant_admin", False):
+    if tenant is not None and (
+        not getattr(user, "is_tenant_admin", False) or getattr(user, "signed_up", True)
+    ):
         return False
     return any(allow_list_entry(value) == wanted for value in entries)
 

@@ -367,6 +367,24 @@ async def test_listed_username_does_not_admit_a_tenant_user_who_signs_up_with_it
         await communicator.disconnect()
 
 
+@pytest.fixture
+def unclaimed_tenant_stranger(tenant_factory) -> str:
+    """The token of a stranger who was the first to sign up on a tenant provisioned
+    without an admin, and so became its admin."""
+    tenant_factory("unclaimed")
+    return _sign_up_and_log_in("unclaimed.test", "boss", "boss@unclaimed.test")
+
+
+async def test_first_signup_admin_of_an_unclaimed_tenant_does_not_satisfy_a_listed_entry(
+    unclaimed_tenant_stranger,
+):
+    with override_settings(WS_LOGS_ADMIN_USER=["unclaimed:boss"]):
+        _communicator, connected = await open_stream(
+            host="unclaimed.test", headers=bearer_header(unclaimed_tenant_stranger)
+        )
+        assert not connected, "an account made by open signup, admin or not"
+
+
 async def test_platform_staff_email_is_not_matched(make_user):
     staff = await database_sync_to_async(make_user)(
         None, "watcher", email="watcher@platform.test", is_staff=True
