@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from datetime import UTC, datetime
 from functools import cache as memoize
 from typing import TYPE_CHECKING
@@ -60,6 +61,15 @@ def api_validation_error(exc: ValidationError) -> exceptions.ValidationError:
 
 
 # --- creation -----------------------------------------------------------------------------
+# Control, format (zero-width, bidi), surrogate, private-use and unassigned characters:
+# Django's EmailValidator admits them in the domain, which makes look-alikes of addresses.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def _has_invisible_characters(value: str) -> bool:
+    return any(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in value)
+
+
 def validate_new_user(*, username: str, email: str, password: str) -> None:
     """Raise ValidationError (a dict by field) unless a user could be created from these."""
     errors: dict[str, list] = {}
@@ -71,6 +81,8 @@ def validate_new_user(*, username: str, email: str, password: str) -> None:
     except ValidationError as exc:
         errors["username"] = exc.messages
     try:
+        if _has_invisible_characters(email):
+            raise ValidationError(EmailValidator.message)
         EmailValidator()(email)
     except ValidationError as exc:
         errors["email"] = exc.messages

@@ -127,6 +127,26 @@ def test_invalid_email_is_400_with_details(acme):
     assert response.json()["details"]["email"] == ["Enter a valid email address."]
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\u202e", "\u00ad", "\ufeff", "\ue000"])
+def test_an_email_with_an_invisible_character_is_400(acme, invisible):
+    response = client_for("acme.test").post(
+        "/api/auth/signup",
+        {"username": "ann", "email": f"ann@acme.example{invisible}", "password": PASSWORD},
+        format="json",
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["details"]["email"] == ["Enter a valid email address."]
+
+
+def test_an_internationalised_email_domain_is_accepted(acme):
+    response = client_for("acme.test").post(
+        "/api/auth/signup",
+        {"username": "ann", "email": "ann@bücher.example", "password": PASSWORD},
+        format="json",
+    )
+    assert response.status_code == HTTPStatus.CREATED
+
+
 def test_missing_fields_are_400_with_details(acme):
     response = client_for("acme.test").post("/api/auth/signup", {}, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
