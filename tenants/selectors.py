@@ -10,7 +10,10 @@ from contextlib import nullcontext
 from functools import cache
 
 from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache import cache as shared_cache
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.db import DatabaseError, connections, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
@@ -44,11 +47,15 @@ class TenantResolver:
         now = time.monotonic()
         if now - self._checked_at < settings.TENANT_CACHE_TTL:
             return
-        try:
-            version = shared_cache.get(_VERSION_KEY)
-        except Exception:  # shared cache down: fall back to the TTL alone
-            version = None
+        version = None
+        if _cache_is_shared():
+            try:
+                version = shared_cache.get(_VERSION_KEY)
+            except Exception:  # shared cache down: fall back to the TTL alone
+                version = None
         with self._lock:
+            # No version (a process-local cache, as on the embedded default, where
+            # `create_tenant` runs in another process; or the cache is down): the TTL alone.
             if version is None or version != self._version:
                 self._entries.clear()
             self._version = version
@@ -90,6 +97,12 @@ class TenantResolver:
                 "Shared cache unavailable; other processes see the tenant change "
                 "within TENANT_CACHE_TTL seconds"
             )
+
+
+def _cache_is_shared() -> bool:
+    """Whether the default cache is seen by every process (Redis), unlike the local-memory
+    and dummy caches, whose version key no other process can move."""
+    return not isinstance(caches[DEFAULT_CACHE_ALIAS], LocMemCache | DummyCache)
 
 
 resolver = TenantResolver()

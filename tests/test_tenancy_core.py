@@ -3,6 +3,7 @@
 import asyncio
 import json
 import sqlite3
+import time
 from http import HTTPStatus
 
 import psycopg
@@ -183,6 +184,25 @@ def test_saving_a_tenant_invalidates_the_resolution_cache(acme):
     assert client.get("/api/_probe_sync").status_code == HTTPStatus.OK
     acme.status = Tenant.Status.SUSPENDED
     acme.save()
+    assert client.get("/api/_probe_sync").status_code == HTTPStatus.FORBIDDEN
+
+
+@probe
+def test_another_process_change_is_seen_within_the_ttl_on_a_process_local_cache(acme, settings):
+    """The embedded default's cache is local memory: `create_tenant`, `drop_tenant` or the
+    admin of another process cannot move this process's version key, so the TTL alone
+    expires the resolution, even after this process moved the key itself."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "p"}
+    }
+    settings.TENANT_CACHE_TTL = 0.2
+    resolver.invalidate()  # a change made in this process once, as any save here does
+    client = client_for("acme.test")
+    assert client.get("/api/_probe_sync").status_code == HTTPStatus.OK
+    # Another process suspends the tenant: no signal reaches this one.
+    Tenant.objects.filter(pk=acme.pk).update(status=Tenant.Status.SUSPENDED)
+    assert client.get("/api/_probe_sync").status_code == HTTPStatus.OK  # within the TTL
+    time.sleep(0.3)
     assert client.get("/api/_probe_sync").status_code == HTTPStatus.FORBIDDEN
 
 
