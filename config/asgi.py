@@ -7,7 +7,9 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from logstream.redaction import redact  # noqa: E402
 from logstream.routing import websocket_urlpatterns  # noqa: E402
@@ -33,11 +35,20 @@ def _redact_daphne_access_log() -> None:
 
 _redact_daphne_access_log()
 
+
+class NoWebSocketRoute(AsyncWebsocketConsumer):
+    """A WebSocket path the product does not serve: closed before it is accepted."""
+
+    async def connect(self):
+        await self.close()
+
+
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # The consumer checks Origin and credentials itself (logstream.auth), so that a
         # refusal is a plain HTTP 403 and non-browser clients without Origin are served.
-        "websocket": URLRouter(websocket_urlpatterns),
+        # Any other path is refused at the handshake (403), not a "No route found" 500.
+        "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", NoWebSocketRoute.as_asgi())]),
     }
 )

@@ -655,3 +655,14 @@ async def test_tenant_stream_is_not_subject_to_admin_allowed_ips(acme, make_user
     communicator, connected = await open_stream(headers=bearer_header(token), client="203.0.113.9")
     assert connected
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/other", "/logs/", "/api/ws/logs/x", "/api/address-book", "/"])
+async def test_a_websocket_path_without_a_route_is_refused_without_an_error(path, caplog):
+    from config.asgi import application
+
+    communicator = WebsocketCommunicator(application, path, headers=[(b"host", b"acme.test")])
+    with caplog.at_level(logging.ERROR):
+        connected, _ = await communicator.connect(timeout=5)
+    assert not connected
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
