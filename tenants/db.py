@@ -69,9 +69,12 @@ def _server_settings(database_url: str = "") -> dict[str, Any]:
     url = database_url or settings.TENANT_DATABASE_URL
     if url:
         parsed = environ.Env.db_url_config(url)
+        # The main database's options belong to its engine: a server of another engine
+        # (PostgreSQL tenants beside an SQLite main database) starts from its URL's own.
+        inherited = cfg.get("OPTIONS", {}) if parsed.get("ENGINE") == cfg["ENGINE"] else {}
         for key in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT"):
             cfg[key] = parsed.get(key, "")
-        cfg["OPTIONS"] = {**cfg.get("OPTIONS", {}), **parsed.get("OPTIONS", {})}
+        cfg["OPTIONS"] = {**inherited, **parsed.get("OPTIONS", {})}
         if is_postgresql(cfg):
             cfg["OPTIONS"].setdefault("connect_timeout", 5)
     if not is_postgresql(cfg):

@@ -593,3 +593,14 @@ def test_every_model_the_admin_index_lists_opens_for_a_superuser(superuser_clien
     assert listed
     for url in listed:
         assert superuser_client.get(url).status_code == HTTPStatus.OK, url
+
+
+def test_a_database_url_of_another_engine_does_not_inherit_the_main_databases_options():
+    main_is_postgresql = tenant_db.is_postgresql(connections.settings["default"])
+    url = "sqlite:////tmp/other.sqlite3" if main_is_postgresql else "postgres://u@db.test/x"
+    cfg = tenant_db._server_settings(url)
+    assert tenant_db.is_postgresql(cfg) is not main_is_postgresql
+    if main_is_postgresql:
+        assert cfg["OPTIONS"] == tenant_db.SQLITE_OPTIONS
+    else:
+        assert cfg["OPTIONS"] == {"connect_timeout": 5}
