@@ -355,12 +355,28 @@ def _move_revocation_mark(user: User) -> None:
 
 
 def password_change(
-    *, user: User, old_password: str, new_password: str, tenant: Tenant | None
+    *,
+    user: User,
+    old_password: str,
+    new_password: str,
+    tenant: Tenant | None,
+    ip: str | None = None,
 ) -> dict:
     """Change the password; every earlier token of the user stops working, and a new pair
-    (issued after the mark) is returned."""
+    (issued after the mark) is returned. The old password is a password check like a
+    login's: throttled per IP, and a wrong one counts towards the account's lockout (a
+    stolen access token must not be a way to guess the password)."""
+    scope = _tenant_label(tenant)
+    subject = _lockout_subject(user, user.username)
+    if ip is not None:
+        throttles.check_login_rate(ip=ip)
+    failures_counted = throttles.check_lockout(scope=scope, identifier=subject)
     if not user.check_password(old_password):
+        throttles.record_login_failure(scope=scope, identifier=subject)
+        logger.warning("Failed password check (tenant=%s, user_id=%s)", scope, user.pk)
         raise exceptions.ValidationError({"old_password": ["The current password is incorrect."]})
+    if failures_counted is not False:
+        throttles.reset_login_failures(scope=scope, identifier=subject)
     try:
         password_validation.validate_password(new_password, user)
     except ValidationError as exc:

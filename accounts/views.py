@@ -136,7 +136,9 @@ class PasswordChangeView(ApiView):
     )
     def post(self, request):
         data = _validated(PasswordChangeSerializer, request.data)
-        tokens = services.password_change(user=request.user, **data, tenant=get_current_tenant())
+        tokens = services.password_change(
+            user=request.user, **data, tenant=get_current_tenant(), ip=client_ip(request)
+        )
         return Response(tokens)
 
 
@@ -282,4 +284,6 @@ class PlatformPasswordChangeView(ApiView):
     )
     def post(self, request):
         data = _validated(PasswordChangeSerializer, request.data)
-        return Response(services.password_change(user=request.user, **data, tenant=None))
+        return Response(
+            services.password_change(user=request.user, **data, tenant=None, ip=client_ip(request))
+        )

@@ -20,7 +20,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import RevokedToken, User
+from accounts.tokens import issue_tokens
 from config.network import client_address, scope_client_ip
+from tenants.context import use_tenant
 from tests.conftest import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -600,3 +602,37 @@ def test_a_chunked_body_under_the_limit_is_read_on_asgi(acme, ann, bearer, setti
     status, body = _asgi_chunked(acme, ann, bearer, _contact_body(600), piece=100)
     assert status == HTTPStatus.CREATED
     assert body["name"] == "Chunked"
+
+
+@pytest.mark.parametrize(
+    ("path", "login_path", "host"),
+    [
+        ("/api/auth/password", "/api/auth/login", "acme.test"),
+        ("/api/platform/auth/password", "/api/platform/auth/login", "acme.test"),
+    ],
+)
+def test_guessing_the_old_password_locks_the_account_out(
+    path, login_path, host, request, low_lockout
+):
+    account = (tenant_account if "platform" not in path else platform_account)(request)
+    tenant = request.getfixturevalue("acme") if "platform" not in path else None
+    with use_tenant(tenant):
+        access = issue_tokens(account, tenant)["access"]
+    client = client_for(host)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    answers = [
+        client.post(
+            path, {"old_password": f"guess-{n}", "new_password": "N3w-Pass-word"}, format="json"
+        ).status_code
+        for n in range(4)
+    ]
+    assert answers == [400, 400, 400, 429]
+    right = client.post(
+        path, {"old_password": PASSWORD, "new_password": "N3w-Pass-word"}, format="json"
+    )
+    assert right.status_code == HTTPStatus.TOO_MANY_REQUESTS
+    assert int(right["Retry-After"]) >= 1
+    login = client_for(host).post(
+        login_path, {"username_or_email": account.username, "password": PASSWORD}, format="json"
+    )
+    assert login.status_code == HTTPStatus.TOO_MANY_REQUESTS  # the same account lockout
