@@ -95,11 +95,19 @@ def validate_new_user(*, username: str, email: str, password: str) -> None:
 
 
 def _validate_unique_user(*, username: str, email: str) -> None:
+    """Usernames and e-mails are unique, and neither may be another user's other one: login
+    takes either, and a username equal to someone's address would take over that
+    address's logins (and its lockout)."""
     errors: dict[str, list] = {}
+    email = email.strip()
     if User.objects.filter(username=username).exists():
         errors["username"] = ["A user with that username already exists."]
-    if User.objects.filter(email__iexact=email.strip()).exists():
+    elif User.objects.filter(email__iexact=username).exists():
+        errors["username"] = ["This username is another user's email address."]
+    if User.objects.filter(email__iexact=email).exists():
         errors["email"] = ["A user with that email already exists."]
+    elif User.objects.filter(username__iexact=email).exists():
+        errors["email"] = ["This email address is another user's username."]
     if errors:
         raise ValidationError(errors)
 

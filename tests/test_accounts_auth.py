@@ -175,6 +175,35 @@ def test_duplicate_email_is_compared_case_insensitively(acme, make_user):
     assert "email" in response.json()["details"]
 
 
+def test_a_username_equal_to_another_users_email_is_400(acme, make_user):
+    victim = make_user(acme, "vv", email="victim@corp.example")
+    client = client_for("acme.test")
+    squat = client.post(
+        "/api/auth/signup",
+        {"username": "Victim@Corp.example", "email": "x2@elsewhere.test", "password": PASSWORD},
+        format="json",
+    )
+    assert squat.status_code == HTTPStatus.BAD_REQUEST
+    assert squat.json()["details"]["username"] == ["This username is another user's email address."]
+    login = client.post(
+        "/api/auth/login",
+        {"username_or_email": victim.email, "password": PASSWORD},
+        format="json",
+    )
+    assert login.status_code == HTTPStatus.OK
+
+
+def test_an_email_equal_to_another_users_username_is_400(acme, make_user):
+    make_user(acme, "boss@corp.example", email="boss@elsewhere.test")
+    response = client_for("acme.test").post(
+        "/api/auth/signup",
+        {"username": "mallory", "email": "BOSS@corp.example", "password": PASSWORD},
+        format="json",
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["details"]["email"] == ["This email address is another user's username."]
+
+
 def test_the_same_username_may_exist_in_two_tenants(acme, globex, make_user):
     make_user(acme, "ann")
     response = client_for("globex.test").post(

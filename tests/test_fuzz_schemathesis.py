@@ -46,8 +46,15 @@ checks.positive_data_acceptance.expected-statuses = ["410"]
 """
 RULES_BEYOND_THE_SCHEMA = {
     # uniqueness (stored data)
-    "username": ("A user with that username already exists.", "A user with that username or"),
-    "email": ("A user with that email already exists.",),
+    "username": (
+        "A user with that username already exists.",
+        "A user with that username or",
+        "This username is another user's email address.",
+    ),
+    "email": (
+        "A user with that email already exists.",
+        "This email address is another user's username.",
+    ),
     # password checks against the user and Django's common-password list
     "password": ("The password is too similar to the", "This password is too common."),
     "new_password": ("The password is too similar to the", "This password is too common."),
