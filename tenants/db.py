@@ -39,6 +39,7 @@ SQLITE_OPTIONS = {
     "timeout": 20,
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
 }
+TENANT_SQLITE_ENGINE = "tenants.backends.sqlite3"
 # Tables a freshly migrated database fills by itself: rows there are not a tenant's data.
 BOOKKEEPING_TABLES = frozenset({"django_migrations", "django_content_type", "auth_permission"})
 _register_lock = threading.Lock()
@@ -105,6 +106,8 @@ def tenant_database_settings(tenant: Tenant) -> dict[str, Any]:
     if is_postgresql(cfg):
         # One tenant's unreachable server must not hold a worker for long.
         cfg["OPTIONS"]["connect_timeout"] = settings.TENANT_DB_CONNECT_TIMEOUT
+    else:
+        cfg["ENGINE"] = TENANT_SQLITE_ENGINE  # opens the file, never creates it
     _refuse_non_test_database(cfg)
     return cfg
 

@@ -10,6 +10,7 @@ import io
 import json
 import threading
 from http import HTTPStatus
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -604,3 +605,27 @@ def test_a_database_url_of_another_engine_does_not_inherit_the_main_databases_op
         assert cfg["OPTIONS"] == tenant_db.SQLITE_OPTIONS
     else:
         assert cfg["OPTIONS"] == {"connect_timeout": 5}
+
+
+@pytest.mark.skipif(tenant_db.is_postgresql(connections.settings["default"]), reason="SQLite files")
+def test_a_missing_tenant_file_is_503_and_never_recreated_empty(tenant_factory):
+    tenant = tenant_factory("vanished")
+    path = Path(tenant_db.tenant_database_settings(tenant)["NAME"])
+    tenant_db.unregister_alias(tenant.alias)
+    connections.close_all()
+    path.rename(path.with_suffix(".moved"))
+    try:
+        response = client_for("vanished.test").post(
+            "/api/auth/signup",
+            {"username": "newbie", "email": "n@example.test", "password": "Sup3r-Secret-pw"},
+            format="json",
+        )
+        assert (response.status_code, response.json()["message"]) == (
+            503,
+            "Tenant database unavailable",
+        )
+        assert not path.exists()
+    finally:
+        tenant_db.unregister_alias(tenant.alias)
+        tenant_db._failed_at.pop(tenant.alias, None)  # /ready would count it for minutes
+        path.with_suffix(".moved").rename(path)
