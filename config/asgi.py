@@ -11,6 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from config.errors import reason_phrase  # noqa: E402
 from logstream.redaction import redact  # noqa: E402
 from logstream.routing import websocket_urlpatterns  # noqa: E402
 
@@ -34,6 +35,21 @@ def _redact_daphne_access_log() -> None:
 
 
 _redact_daphne_access_log()
+
+
+def _standard_reason_phrases() -> None:
+    """Daphne's status line takes its reason phrase from Twisted's table, which lacks 429
+    (sent as "Unknown Status") and names 413 by its old name: use the standard phrases
+    (RFC 9110, RFC 6585), the ones the error envelope's `error` carries."""
+    try:
+        from twisted.web import http
+    except ImportError:
+        return
+    for status in (413, 429, 431):
+        http.RESPONSES[status] = reason_phrase(status).encode("ascii")
+
+
+_standard_reason_phrases()
 
 
 class NoWebSocketRoute(AsyncWebsocketConsumer):

@@ -364,3 +364,14 @@ def test_no_hostile_input_gets_a_server_error(served_schema, acme, make_user, be
         if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
             failures.append((probe.describe(), response.status_code))
     assert failures == []
+
+
+@pytest.mark.parametrize("status", [413, 429, 431])
+def test_daphnes_status_line_carries_the_standard_reason_phrase(status):
+    from twisted.web import http
+
+    import config.asgi  # noqa: F401 (sets the phrases daphne sends)
+    from config.errors import reason_phrase
+
+    assert http.RESPONSES[status].decode() == reason_phrase(status)
+    assert http.RESPONSES[429] == b"Too Many Requests"
