@@ -76,7 +76,20 @@ class LoginView(PublicView):
         return Response(tokens)
 
 
-class RefreshView(PublicView):
+class TenantRealm:
+    """Tokens of the host's tenant. The platform views below are the same views with
+    `PlatformRealm` first: platform staff tokens, whatever the host."""
+
+    def token_tenant(self):
+        return get_current_tenant()
+
+
+class PlatformRealm:
+    def token_tenant(self):
+        return None
+
+
+class RefreshView(TenantRealm, PublicView):
     @extend_schema(
         operation_id="auth_refresh",
         tags=["auth"],
@@ -90,11 +103,11 @@ class RefreshView(PublicView):
     )
     def post(self, request):
         data = _validated(RefreshSerializer, request.data)
-        tokens = services.tokens_refresh(raw=data["refresh"], tenant=get_current_tenant())
+        tokens = services.tokens_refresh(raw=data["refresh"], tenant=self.token_tenant())
         return Response(tokens)
 
 
-class LogoutView(ApiView):
+class LogoutView(TenantRealm, ApiView):
     @extend_schema(
         operation_id="auth_logout",
         tags=["auth"],
@@ -108,7 +121,7 @@ class LogoutView(ApiView):
             user=request.user,
             access_token=request.auth,
             refresh_raw=data.get("refresh") or None,
-            tenant=get_current_tenant(),
+            tenant=self.token_tenant(),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -126,7 +139,7 @@ class MeView(ApiView):
         return Response(MeSerializer(request.user).data)
 
 
-class PasswordChangeView(ApiView):
+class PasswordChangeView(TenantRealm, ApiView):
     @extend_schema(
         operation_id="auth_password_change",
         tags=["auth"],
@@ -137,7 +150,7 @@ class PasswordChangeView(ApiView):
     def post(self, request):
         data = _validated(PasswordChangeSerializer, request.data)
         tokens = services.password_change(
-            user=request.user, **data, tenant=get_current_tenant(), ip=client_ip(request)
+            user=request.user, **data, tenant=self.token_tenant(), ip=client_ip(request)
         )
         return Response(tokens)
 
@@ -233,7 +246,7 @@ class PlatformLoginView(PublicView):
         return Response(tokens)
 
 
-class PlatformRefreshView(PublicView):
+class PlatformRefreshView(PlatformRealm, RefreshView):
     @extend_schema(
         operation_id="platform_refresh",
         tags=["platform"],
@@ -247,11 +260,10 @@ class PlatformRefreshView(PublicView):
         },
     )
     def post(self, request):
-        data = _validated(RefreshSerializer, request.data)
-        return Response(services.tokens_refresh(raw=data["refresh"], tenant=None))
+        return super().post(request)
 
 
-class PlatformLogoutView(ApiView):
+class PlatformLogoutView(PlatformRealm, LogoutView):
     permission_classes = [IsPlatformStaff]
 
     @extend_schema(
@@ -262,17 +274,10 @@ class PlatformLogoutView(ApiView):
         responses={204: None},
     )
     def post(self, request):
-        data = _validated(LogoutSerializer, request.data or {})
-        services.logout(
-            user=request.user,
-            access_token=request.auth,
-            refresh_raw=data.get("refresh") or None,
-            tenant=None,
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return super().post(request)
 
 
-class PlatformPasswordChangeView(ApiView):
+class PlatformPasswordChangeView(PlatformRealm, PasswordChangeView):
     permission_classes = [IsPlatformStaff]
 
     @extend_schema(
@@ -283,7 +288,4 @@ class PlatformPasswordChangeView(ApiView):
         responses={200: TokenPairSerializer},
     )
     def post(self, request):
-        data = _validated(PasswordChangeSerializer, request.data)
-        return Response(
-            services.password_change(user=request.user, **data, tenant=None, ip=client_ip(request))
-        )
+        return super().post(request)
