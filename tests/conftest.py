@@ -20,6 +20,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.test import AsyncClient
 from rest_framework.test import APIClient
 
 from tenants import db as tenant_db
@@ -192,6 +193,35 @@ def tenant_factory(tenant_databases):
 
 def client_for(host: str) -> APIClient:
     return APIClient(HTTP_HOST=host)
+
+
+class HostAsyncClient(AsyncClient):
+    """AsyncClient always sends `host: testserver`; this one sends the tenant's host."""
+
+    def __init__(self, host: str, **defaults):
+        super().__init__(**defaults)
+        self.host = host.encode()
+
+    def _base_scope(self, **request):
+        scope = super()._base_scope(**request)
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"]
+        scope["headers"].append((b"host", self.host))
+        return scope
+
+
+@pytest.fixture
+def low_rate(settings):
+    """A per-IP login rate of 3 a minute, the lockout out of the way."""
+    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 3
+    settings.LOGIN_LOCKOUT_THRESHOLD = 100
+
+
+@pytest.fixture
+def low_lockout(settings):
+    """An account locks after 3 failures, the per-IP rate out of the way."""
+    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 1000
+    settings.LOGIN_LOCKOUT_THRESHOLD = 3
+    settings.LOGIN_LOCKOUT_WINDOW = 900
 
 
 @pytest.fixture

@@ -25,19 +25,6 @@ def login(username: str, password: str = PASSWORD, *, ip: str = "203.0.113.7", h
     )
 
 
-@pytest.fixture
-def low_rate(settings):
-    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 3
-    settings.LOGIN_LOCKOUT_THRESHOLD = 100
-
-
-@pytest.fixture
-def low_lockout(settings):
-    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 1000
-    settings.LOGIN_LOCKOUT_THRESHOLD = 3
-    settings.LOGIN_LOCKOUT_WINDOW = 900
-
-
 def test_per_ip_rate_limit_is_429_with_retry_after(acme, make_user, low_rate):
     make_user(acme, "ann")
     for _ in range(3):

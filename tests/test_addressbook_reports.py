@@ -12,13 +12,12 @@ from http import HTTPStatus
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connections
-from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 
 from addressbook import selectors
 from addressbook.models import Contact
 from tenants.context import use_tenant
-from tests.conftest import CONTACT_FIELDS, client_for
+from tests.conftest import CONTACT_FIELDS, HostAsyncClient, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -135,20 +134,6 @@ def test_export_reads_in_keyset_batches_and_visits_every_row_once(api, acme, mon
     assert all("OFFSET" not in sql.upper() for sql in reads)
     ages = [c["age"] for c in exported]
     assert ages == sorted(a for a in ages if a is not None) + [None] * 6
-
-
-class HostAsyncClient(AsyncClient):
-    """AsyncClient always sends `host: testserver`; this one sends the tenant's host."""
-
-    def __init__(self, host: str, **defaults):
-        super().__init__(**defaults)
-        self.host = host.encode()
-
-    def _base_scope(self, **request):
-        scope = super()._base_scope(**request)
-        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"]
-        scope["headers"].append((b"host", self.host))
-        return scope
 
 
 def test_export_is_streamed_chunk_by_chunk_under_asgi(acme, ann, bearer, make_contact):

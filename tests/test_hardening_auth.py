@@ -42,19 +42,6 @@ def staff(tenant_databases):
     return User.objects.create_user("root", "root@example.test", PASSWORD, is_staff=True)
 
 
-@pytest.fixture
-def low_rate(settings):
-    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 3
-    settings.LOGIN_LOCKOUT_THRESHOLD = 100
-
-
-@pytest.fixture
-def low_lockout(settings):
-    settings.LOGIN_RATE_LIMIT_PER_MINUTE = 1000
-    settings.LOGIN_LOCKOUT_THRESHOLD = 3
-    settings.LOGIN_LOCKOUT_WINDOW = 900
-
-
 # --- the client address -------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("peer", "forwarded", "expected"),

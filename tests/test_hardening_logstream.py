@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.core.checks import run_checks
-from django.test import AsyncClient, Client, override_settings
+from django.test import Client, override_settings
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -34,7 +34,7 @@ from logstream.formatters import JsonLinesFormatter
 from logstream.routing import websocket_urlpatterns
 from tenants.context import use_tenant
 from tenants.services import tenant_suspend
-from tests.conftest import PASSWORD, client_for
+from tests.conftest import PASSWORD, HostAsyncClient, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -48,20 +48,6 @@ CONTROL_CHARACTERS = ["\n", "\r", "\x1b", "\x00", "\x7f", "\x85", "\u2028", "\u2
 
 
 # --- helpers ------------------------------------------------------------------------------
-class HostAsyncClient(AsyncClient):
-    """AsyncClient always sends `host: testserver`; this one sends the tenant's host."""
-
-    def __init__(self, host: str, **defaults):
-        super().__init__(**defaults)
-        self.host = host.encode()
-
-    def _base_scope(self, **request):
-        scope = super()._base_scope(**request)
-        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"]
-        scope["headers"].append((b"host", self.host))
-        return scope
-
-
 def marker() -> str:
     return f"m-{uuid.uuid4().hex}"
 

@@ -24,10 +24,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.management import call_command
 from django.db import OperationalError, connections
-from django.test import AsyncClient
 
 from tenants import db as tenant_db
-from tests.conftest import client_for
+from tests.conftest import HostAsyncClient, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -174,20 +173,6 @@ def test_list_tenants_names_the_unavailable_tenant(downco, acme):
     assert rows["downco"]["failed_recently"] is True
     assert rows["acme"]["database_status"] == "ok"
     assert rows["acme"]["failed_recently"] is False
-
-
-class HostAsyncClient(AsyncClient):
-    """AsyncClient always sends `host: testserver`; this one sends the tenant's host."""
-
-    def __init__(self, host: str, **defaults):
-        super().__init__(**defaults)
-        self.host = host.encode()
-
-    def _base_scope(self, **request):
-        scope = super()._base_scope(**request)
-        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"]
-        scope["headers"].append((b"host", self.host))
-        return scope
 
 
 async def test_asgi_requests_get_the_same_503(downco):
