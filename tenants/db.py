@@ -56,6 +56,19 @@ def alias_for(slug: str) -> str:
     return f"tenant_{slug}"
 
 
+def _psycopg_params(cfg: dict[str, Any], *, dbname: str) -> dict[str, Any]:
+    """psycopg.connect() arguments for database `dbname` of the server `cfg` describes."""
+    return {
+        "dbname": dbname,
+        "user": cfg.get("USER") or None,
+        "password": cfg.get("PASSWORD") or None,
+        "host": cfg.get("HOST") or None,
+        "port": cfg.get("PORT") or None,
+        "connect_timeout": int(cfg.get("OPTIONS", {}).get("connect_timeout", 5)),
+        "autocommit": True,
+    }
+
+
 def is_tenant_alias(alias: str) -> bool:
     return alias.startswith("tenant_")
 
@@ -213,15 +226,7 @@ def _admin_connection(cfg: dict[str, Any]):
     import psycopg
 
     try:
-        return psycopg.connect(
-            dbname="postgres",
-            user=cfg.get("USER") or None,
-            password=cfg.get("PASSWORD") or None,
-            host=cfg.get("HOST") or None,
-            port=cfg.get("PORT") or None,
-            connect_timeout=int(cfg.get("OPTIONS", {}).get("connect_timeout", 5)),
-            autocommit=True,
-        )
+        return psycopg.connect(**_psycopg_params(cfg, dbname="postgres"))
     except psycopg.OperationalError as exc:
         raise TenantDatabaseError(
             f"Database server {cfg.get('HOST') or 'localhost'}:{cfg.get('PORT') or 5432} "
@@ -319,15 +324,7 @@ def database_has_data(cfg: dict[str, Any]) -> bool:
     import psycopg
 
     try:
-        conn = psycopg.connect(
-            dbname=cfg["NAME"],
-            user=cfg.get("USER") or None,
-            password=cfg.get("PASSWORD") or None,
-            host=cfg.get("HOST") or None,
-            port=cfg.get("PORT") or None,
-            connect_timeout=int(cfg.get("OPTIONS", {}).get("connect_timeout", 5)),
-            autocommit=True,
-        )
+        conn = psycopg.connect(**_psycopg_params(cfg, dbname=cfg["NAME"]))
     except psycopg.OperationalError:
         return True
     with conn:
