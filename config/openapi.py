@@ -11,6 +11,8 @@ from drf_spectacular.extensions import (
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from config.paths import PROBE_PATHS, is_platform_path
+
 BEARER = "bearerAuth"
 
 
@@ -103,7 +105,6 @@ def error_response(description: str) -> OpenApiResponse:
 # --- the error answers every operation may give ------------------------------------------
 OPTIONAL_RESPONSE_FIELDS = {"Error": {"details"}, "Readiness": {"tenants"}}
 BODYLESS_PATHS = frozenset({"/health", "/ready", "/api/logs"})
-UNTHROTTLED_PATHS = frozenset({"/health", "/ready"})
 
 
 def _error(description: str, headers: dict | None = None) -> dict:
@@ -120,8 +121,6 @@ def _common_errors(path: str, operation: dict, view) -> dict[str, dict]:
     """The envelope errors the middleware and the API base views can give on `path`,
     besides what the operation itself documents."""
     from rest_framework.negotiation import DefaultContentNegotiation
-
-    from tenants.middleware import is_platform_path
 
     tenant_path = not is_platform_path(path)
     api_view = path not in BODYLESS_PATHS
@@ -158,7 +157,7 @@ def _common_errors(path: str, operation: dict, view) -> dict[str, dict]:
     errors["413"] = _error("`Request body too large` (MAX_REQUEST_SIZE_BYTES).")
     if api_view:
         errors["415"] = _error("A body that is not application/json.")
-    if path not in UNTHROTTLED_PATHS:
+    if path not in PROBE_PATHS:
         errors["429"] = _error(
             "`Too many requests`: the per-IP rate limit, or (login) the login throttles.",
             headers={

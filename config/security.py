@@ -12,6 +12,7 @@ from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from config.errors import error_response
 from config.middleware import HybridMiddleware
 from config.network import client_ip, ip_in
+from config.paths import PROBE_PATHS, is_staff_path
 from config.ratelimit import count_hit
 
 logger = logging.getLogger("config.security")
@@ -28,8 +29,6 @@ PERMISSIONS_POLICY = (
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
     "microphone=(), payment=(), usb=()"
 )
-ADMIN_PREFIXES = ("/admin", "/api/platform")
-UNTHROTTLED_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
 class SecurityHeadersMiddleware(HybridMiddleware):
@@ -95,7 +94,7 @@ class RateLimitMiddleware(HybridMiddleware):
 
     def before(self, request):
         limit = settings.RATE_LIMIT_PER_MINUTE
-        if limit <= 0 or request.path_info in UNTHROTTLED_PATHS:
+        if limit <= 0 or request.path_info in PROBE_PATHS:
             return None
         try:
             count, retry_after = count_hit(f"ratelimit:ip:{client_ip(request)}")
@@ -117,8 +116,7 @@ class AdminAllowListMiddleware(HybridMiddleware):
         allowed = settings.ADMIN_ALLOWED_IPS
         if not allowed:
             return None
-        path = request.path_info
-        if not any(path == p or path.startswith(p + "/") for p in ADMIN_PREFIXES):
+        if not is_staff_path(request.path_info):
             return None
         if ip_in(client_ip(request), allowed):
             return None

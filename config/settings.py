@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.paths import PROBE_PATHS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -350,7 +352,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Load balancers and orchestrators probe over plain HTTP (API.md, Operations). Matched
 # against the path without its leading slash; \Z, unlike $, admits no trailing newline.
-SECURE_REDIRECT_EXEMPT = [r"^health\Z", r"^ready\Z", r"^metrics\Z"]
+SECURE_REDIRECT_EXEMPT = [rf"^{path.lstrip('/')}\Z" for path in PROBE_PATHS]
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

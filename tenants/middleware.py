@@ -16,29 +16,12 @@ from django.http import HttpRequest, HttpResponse
 from config.errors import error_response, tenant_database_unavailable_response
 from config.middleware import HybridMiddleware
 from config.network import peer_is_trusted_proxy
+from config.paths import is_platform_path
 from tenants.context import use_tenant
 from tenants.db import circuit_open, note_connection_used
 from tenants.models import Tenant
 from tenants.selectors import _MISS, resolver
 from tenants.validators import normalize_host
-
-PLATFORM_PREFIXES = (
-    "/admin",
-    "/api/platform",
-    "/health",
-    "/ready",
-    "/metrics",
-    "/api/schema",
-    "/api/docs",
-    "/api/logs",
-    "/static",
-)
-
-
-def is_platform_path(path: str) -> bool:
-    return path == "/" or any(
-        path == prefix or path.startswith(prefix + "/") for prefix in PLATFORM_PREFIXES
-    )
 
 
 class TenantResolution:

@@ -29,9 +29,9 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from accounts.models import RevokedToken, User
 from accounts.tokens import issue_tokens
 from addressbook.models import Contact
+from config.paths import is_platform_path
 from logstream.routing import websocket_urlpatterns
 from tenants.context import use_tenant
-from tenants.middleware import is_platform_path
 from tests.conftest import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
