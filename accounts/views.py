@@ -25,9 +25,10 @@ from accounts.serializers import (
     UserSerializer,
     UserUpdateSerializer,
 )
-from config.api import NOT_FOUND, PAGE_PARAMETERS, ApiView
+from config.api import NOT_FOUND, PAGE_PARAMETERS
 from config.network import client_ip
 from config.openapi import error_response
+from tenants.api import ApiView
 from tenants.context import get_current_tenant
 
 

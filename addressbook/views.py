@@ -23,8 +23,8 @@ from addressbook.serializers import (
     ContactStatsSerializer,
     contact_rows,
 )
-from config.api import ApiView
 from config.openapi import error_response
+from tenants.api import ApiView
 from tenants.context import get_current_tenant
 
 

@@ -11,9 +11,10 @@ from rest_framework.response import Response
 
 from accounts.permissions import IsPlatformStaff
 from accounts.services import api_validation_error
-from config.api import NOT_FOUND, PAGE_PARAMETERS, ApiView
+from config.api import NOT_FOUND, PAGE_PARAMETERS
 from config.errors import ServiceUnavailable
 from config.openapi import error_response
+from tenants.api import ApiView
 from tenants.models import Tenant
 from tenants.selectors import tenant_health, tenant_list
 from tenants.serializers import (
