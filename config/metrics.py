@@ -1,5 +1,6 @@
 """Prometheus metrics (prometheus-client): requests by route template and status, latency,
-tenants by status, WebSocket log clients, log lines published and dropped.
+and what the apps' collectors add (tenants by status: tenants/metrics.py; WebSocket log
+clients, log lines published and dropped: logstream/metrics.py).
 
 Under a multi-process server set `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's own
 variable) so every worker's counters are summed at scrape time.
@@ -11,7 +12,6 @@ import os
 import time
 
 from django.conf import settings
-from django.db.models import Count
 from django.http import HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,7 +21,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from config.errors import error_response
 from config.middleware import HybridMiddleware
@@ -80,49 +79,17 @@ class MetricsMiddleware(HybridMiddleware):
         return response
 
 
-class ProductCollector:
-    """Values read at scrape time: tenants by status and the log stream's counters."""
-
-    def collect(self):
-        from tenants.models import Tenant
-
-        tenants = GaugeMetricFamily("tenants", "Tenants by status", labels=["status"])
-        counts = dict.fromkeys(Tenant.Status.values, 0)
-        try:
-            rows = Tenant.objects.values("status").annotate(n=Count("id")).order_by()
-            for row in rows:
-                counts[row["status"]] = row["n"]
-        except Exception:  # the main database is down: /ready reports it
-            counts = {}
-        for status, value in counts.items():
-            tenants.add_metric([status], value)
-        yield tenants
-
-        from logstream.handlers import publisher
-
-        stats = publisher.stats()
-        yield CounterMetricFamily(
-            "log_lines_published", "Log records published to the stream", value=stats["published"]
-        )
-        yield CounterMetricFamily(
-            "log_lines_dropped",
-            "Log records dropped because the publishing buffer was full",
-            value=stats["dropped"],
-        )
-        clients = GaugeMetricFamily(
-            "websocket_log_clients", "Connected WebSocket log clients in this process"
-        )
-        clients.add_metric([], _websocket_clients())
-        yield clients
+# Collectors the apps register from `AppConfig.ready()`: values read at scrape time.
+_COLLECTORS: list = []
 
 
-def _websocket_clients() -> int:
-    from logstream.consumers import connected_clients
-
-    return connected_clients()
-
-
-REGISTRY.register(ProductCollector())
+def register_collector(collector) -> None:
+    """Add an app's collector to the process registry (and to the per-scrape registry of
+    a multi-process server). A second collector of the same class is ignored."""
+    if any(type(known) is type(collector) for known in _COLLECTORS):
+        return
+    _COLLECTORS.append(collector)
+    REGISTRY.register(collector)
 
 
 def _registry() -> CollectorRegistry:
@@ -131,7 +98,8 @@ def _registry() -> CollectorRegistry:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        registry.register(ProductCollector())
+        for collector in _COLLECTORS:
+            registry.register(collector)
         return registry
     return REGISTRY
 

@@ -6,4 +6,8 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants"
 
     def ready(self) -> None:
+        from config.metrics import register_collector
         from tenants import checks, signals  # noqa: F401  (registers checks and receivers)
+        from tenants.metrics import TenantCollector
+
+        register_collector(TenantCollector())
