@@ -11,7 +11,7 @@ from accounts.models import User
 from accounts.selectors import token_is_revoked, user_for_token
 from accounts.tokens import TENANT_CLAIM, issued_before
 from config.errors import TenantAccessDenied
-from tenants.context import get_current_tenant
+from tenants.context import current_tenant_slug
 
 INVALID_TOKEN = "Invalid token"  # noqa: S105 (a message, not a secret)
 
@@ -46,8 +46,7 @@ class TenantJWTAuthentication(JWTAuthentication):
             raise exceptions.AuthenticationFailed(INVALID_TOKEN) from exc
         if TENANT_CLAIM not in token.payload:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
-        tenant = get_current_tenant()
-        if token[TENANT_CLAIM] != (tenant.slug if tenant is not None else None):
+        if token[TENANT_CLAIM] != current_tenant_slug():
             raise TenantAccessDenied()
         user = self.get_user(token)
         self.check_revocation(user, token)

@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
 from accounts.models import RevokedToken, User
-from tenants.context import get_current_tenant
+from tenants.context import current_tenant_slug
 
 logger = logging.getLogger("accounts.selectors")
 
@@ -67,8 +67,7 @@ def active_admin_count() -> int:
 
 
 def revocation_cache_key(jti: str) -> str:
-    tenant = get_current_tenant()
-    return f"accounts:revoked:{tenant.slug if tenant is not None else '-'}:{jti}"
+    return f"accounts:revoked:{current_tenant_slug('-')}:{jti}"
 
 
 def token_is_revoked(*, jti: str) -> bool:

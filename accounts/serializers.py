@@ -7,7 +7,7 @@ from rest_framework import serializers
 from accounts.models import User
 from accounts.validators import MAX_PASSWORD_LENGTH
 from config.api import DocumentedCharField, StrictSerializer
-from tenants.context import get_current_tenant
+from tenants.context import current_tenant_slug
 
 # --- input --------------------------------------------------------------------------------
 # A new user's values are checked by the service (accounts.services.validate_new_user,
@@ -97,8 +97,7 @@ class MeSerializer(serializers.ModelSerializer):
         fields = ["id", "username", "email", "role", "tenant"]
 
     def get_tenant(self, user) -> str | None:
-        tenant = get_current_tenant()
-        return tenant.slug if tenant is not None else None
+        return current_tenant_slug()
 
 
 class UserSerializer(serializers.ModelSerializer):

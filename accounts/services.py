@@ -38,6 +38,7 @@ from accounts.tokens import (
     refresh_token_class,
 )
 from config.errors import Conflict, TenantAccessDenied
+from tenants.context import slug_of
 
 if TYPE_CHECKING:
     from tenants.models import Tenant
@@ -50,7 +51,7 @@ LAST_ADMIN = "A tenant must keep at least one admin"
 
 
 def _tenant_label(tenant: Tenant | None) -> str:
-    return tenant.slug if tenant is not None else "platform"
+    return slug_of(tenant, "platform")
 
 
 def api_validation_error(exc: ValidationError) -> exceptions.ValidationError:
@@ -280,7 +281,7 @@ def _load_refresh(*, raw: str, tenant: Tenant | None) -> tuple[RefreshToken, Use
         raise exceptions.AuthenticationFailed(INVALID_TOKEN) from exc
     if TENANT_CLAIM not in refresh.payload:
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
-    if refresh[TENANT_CLAIM] != (tenant.slug if tenant is not None else None):
+    if refresh[TENANT_CLAIM] != slug_of(tenant):
         raise TenantAccessDenied()
     try:
         user = user_get(user_id=int(refresh.get("user_id")))

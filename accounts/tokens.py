@@ -13,6 +13,8 @@ from django.conf import settings
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import BlacklistMixin, RefreshToken, Token
 
+from tenants.context import slug_of
+
 if TYPE_CHECKING:
     from accounts.models import User
     from tenants.models import Tenant
@@ -47,7 +49,7 @@ def issue_tokens(user: User, tenant: Tenant | None) -> dict:
     the blacklist needs the row only once the token is refused, and writing it at every
     login cost each login an INSERT and its commit.
     """
-    slug = tenant.slug if tenant is not None else None
+    slug = slug_of(tenant)
     # Token.for_user: the claims SimpleJWT sets for a user, without BlacklistMixin's
     # outstanding-token insert.
     refresh = super(BlacklistMixin, refresh_token_class(tenant)).for_user(user)

@@ -11,7 +11,7 @@ from django.db import DatabaseError, router, transaction
 from django.http import Http404
 
 from addressbook.models import Contact
-from tenants.context import get_current_tenant
+from tenants.context import current_tenant_slug
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -29,11 +29,6 @@ _DEFAULTS = {
 }
 
 
-def _tenant_slug() -> str | None:
-    tenant = get_current_tenant()
-    return tenant.slug if tenant is not None else None
-
-
 def contact_create(*, data: Mapping[str, Any], user: User | None = None) -> Contact:
     """A new contact from validated `data` (ContactSerializer)."""
     contact = Contact(**{**_DEFAULTS, **data})
@@ -41,7 +36,7 @@ def contact_create(*, data: Mapping[str, Any], user: User | None = None) -> Cont
     logger.info(
         "Contact %s created (tenant=%s user=%s)",
         contact.pk,
-        _tenant_slug(),
+        current_tenant_slug(),
         getattr(user, "pk", None),
     )
     return contact
@@ -67,7 +62,7 @@ def contact_update(
     logger.info(
         "Contact %s updated (tenant=%s user=%s)",
         contact.pk,
-        _tenant_slug(),
+        current_tenant_slug(),
         getattr(user, "pk", None),
     )
     return contact
@@ -81,6 +76,6 @@ def contact_delete(*, contact: Contact, user: User | None = None) -> None:
     logger.info(
         "Contact %s deleted (tenant=%s user=%s)",
         contact_id,
-        _tenant_slug(),
+        current_tenant_slug(),
         getattr(user, "pk", None),
     )

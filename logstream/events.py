@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 
 from logstream.redaction import redact
+from tenants.context import slug_of
 
 FRAME_FIELDS = ("timestamp", "level", "target", "message", "tenant", "request_id")
 MAX_LEVEL_LENGTH = 16  # a `?level=` value longer than this names no level
@@ -114,7 +115,7 @@ def record_tenant(record: logging.LogRecord, tenant) -> str | None:
     if tenant is None:
         request = record.__dict__.get("request")
         tenant = getattr(request, "tenant", None) if request is not None else None
-    return tenant.slug if tenant is not None else None
+    return slug_of(tenant)
 
 
 def build_event(record: logging.LogRecord, *, tenant: str | None, request_id: str | None) -> dict:

@@ -14,7 +14,7 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from config.middleware import HybridMiddleware
 from logstream.redaction import redact_query
-from tenants.context import use_tenant
+from tenants.context import slug_of, use_tenant
 
 logger = logging.getLogger("logstream.access")
 
@@ -56,7 +56,7 @@ class AccessLogMiddleware(HybridMiddleware):
                 literal_path(request),
                 response.status_code,
                 duration_ms,
-                tenant.slug if tenant is not None else "-",
+                slug_of(tenant, "-"),
                 request_user_id(request) or "-",
                 getattr(request, "request_id", None) or "-",
             )

@@ -26,6 +26,16 @@ def get_current_tenant() -> Tenant | None:
     return _current_tenant.get()
 
 
+def slug_of(tenant: Tenant | None, default: str | None = None) -> str | None:
+    """`tenant`'s slug, or `default` for no tenant (the platform)."""
+    return tenant.slug if tenant is not None else default
+
+
+def current_tenant_slug(default: str | None = None) -> str | None:
+    """The active tenant's slug, or `default` outside any tenant context."""
+    return slug_of(_current_tenant.get(), default)
+
+
 @contextmanager
 def use_tenant(tenant: Tenant | None) -> Iterator[Tenant | None]:
     """Activate `tenant` (None: no tenant) for the enclosed block; always restored."""
