@@ -15,7 +15,7 @@ from typing import Any
 from django.db import connections
 
 from addressbook import selectors
-from addressbook.selectors import EXPORT_FIELDS
+from addressbook.models import CONTACT_FIELDS
 from addressbook.serializers import api_datetime
 
 logger = logging.getLogger("addressbook.exports")
@@ -49,11 +49,11 @@ def _csv_cells(row: tuple) -> list[Any]:
 
 
 def csv_chunks(rows: Iterable[tuple]) -> Iterator[str]:
-    """A header line, then one CRLF-terminated line per row (a tuple of EXPORT_FIELDS);
+    """A header line, then one CRLF-terminated line per row (a tuple of CONTACT_FIELDS);
     fields quoted when needed."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_FIELDS)
+    writer.writerow(CONTACT_FIELDS)
     cells = map(_csv_cells, rows)
     while True:
         writer.writerows(islice(cells, _ROWS_PER_CHUNK))
@@ -69,7 +69,7 @@ def _plain(row: tuple) -> dict[str, Any]:
     """A row as the API shows a contact (datetimes as ISO 8601, like the serializer)."""
     return {
         field: api_datetime(value) if isinstance(value, datetime) else value
-        for field, value in zip(EXPORT_FIELDS, row, strict=True)
+        for field, value in zip(CONTACT_FIELDS, row, strict=True)
     }
 
 

@@ -55,3 +55,25 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return f"Contact {self.pk}"
+
+
+# The contact's public fields, in the order the API and the exports show them; the fields a
+# list may be ordered by (each cursor page walks its (field, id) index); and the field kinds
+# the cursors and the list's date formatting need, read from the model's own fields.
+CONTACT_FIELDS = (
+    "id",
+    "name",
+    "email",
+    "phone",
+    "address",
+    "gender",
+    "age",
+    "notes",
+    "created_at",
+    "updated_at",
+)
+ORDERING_FIELDS = ("name", "email", "age", "created_at", "updated_at", "id")
+_PUBLIC = [Contact._meta.get_field(name) for name in CONTACT_FIELDS]
+DATETIME_FIELDS = tuple(f.name for f in _PUBLIC if isinstance(f, models.DateTimeField))
+INTEGER_FIELDS = frozenset(f.name for f in _PUBLIC if isinstance(f, models.IntegerField))
+NULLABLE_FIELDS = frozenset(f.name for f in _PUBLIC if f.null)

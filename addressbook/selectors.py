@@ -13,7 +13,7 @@ from django.db.models.functions import Lower, StrIndex, Substr, TruncMonth
 from django.http import Http404
 
 from addressbook import pagination
-from addressbook.models import Contact
+from addressbook.models import CONTACT_FIELDS, DATETIME_FIELDS, Contact
 
 AGE_BANDS = {
     "0-17": Q(age__lte=17),
@@ -25,19 +25,6 @@ AGE_BANDS = {
 }
 TOP_EMAIL_DOMAINS = 20
 EXPORT_BATCH_SIZE = 2000
-# The contact's public fields, in the order the API and the exports show them.
-EXPORT_FIELDS = (
-    "id",
-    "name",
-    "email",
-    "phone",
-    "address",
-    "gender",
-    "age",
-    "notes",
-    "created_at",
-    "updated_at",
-)
 _MAX_ID = 2**63 - 1
 
 
@@ -65,9 +52,6 @@ def contact_list(*, filters: Mapping[str, Any], using: str | None = None) -> Que
     return queryset.order_by(*contact_ordering(filters))
 
 
-DATETIME_FIELDS = ("created_at", "updated_at")
-
-
 class IsoDateTime(Func):
     """PostgreSQL: a timestamptz as `serializers.api_datetime` writes it (microseconds only
     when not zero). Django reads a timestamptz with a pure-Python loader: parsing two per
@@ -87,15 +71,15 @@ def api_datetime_columns() -> dict[str, Func]:
 
 
 def contact_page_values(*, filters: Mapping[str, Any]) -> QuerySet:
-    """`contact_list(filters)` as `.values()` dicts for the list endpoint: EXPORT_FIELDS,
+    """`contact_list(filters)` as `.values()` dicts for the list endpoint: CONTACT_FIELDS,
     except that on PostgreSQL the datetimes come already written (`api_<field>`, see
     IsoDateTime), with the raw value kept only when the keyset cursor orders by it."""
     using = router.db_for_read(Contact)
     queryset = contact_list(filters=filters, using=using)
     if connections[using].vendor != "postgresql":
-        return queryset.values(*EXPORT_FIELDS)
+        return queryset.values(*CONTACT_FIELDS)
     ordered_by = {term.removeprefix("-") for term in contact_ordering(filters)}
-    raw = [f for f in EXPORT_FIELDS if f not in DATETIME_FIELDS or f in ordered_by]
+    raw = [f for f in CONTACT_FIELDS if f not in DATETIME_FIELDS or f in ordered_by]
     formatted = {f"api_{field}": column for field, column in api_datetime_columns().items()}
     return queryset.annotate(**formatted).values(*raw, *formatted)
 
@@ -122,14 +106,14 @@ def contact_export_rows(
     columns: Mapping[str, Expression] | None = None,
     batch_size: int | None = None,
 ) -> Iterator[tuple]:
-    """Every contact `filters` select, as tuples of EXPORT_FIELDS in that order, read from
+    """Every contact `filters` select, as tuples of CONTACT_FIELDS in that order, read from
     `using` in keyset batches: memory stays flat however many rows there are, and the
     generator does not depend on the tenant context (it usually runs after the view has
     returned). A field in `columns` is read as that expression instead, computed by the
     database (the keyset still reads the ordering fields as they are)."""
     columns = columns or {}
     ordering = contact_ordering(filters)
-    names = [f"export_{field}" if field in columns else field for field in EXPORT_FIELDS]
+    names = [f"export_{field}" if field in columns else field for field in CONTACT_FIELDS]
     keys = [term.removeprefix("-") for term in ordering if term.removeprefix("-") not in names]
     # Named tuples: the keyset reads a row's ordering values by attribute, and a tuple
     # costs a fraction of a `.values()` dict per row.

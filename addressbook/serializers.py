@@ -7,8 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from addressbook.models import AGE_MAX, AGE_MIN, Contact
-from addressbook.selectors import AGE_BANDS, EXPORT_FIELDS
+from addressbook.models import AGE_MAX, AGE_MIN, CONTACT_FIELDS, ORDERING_FIELDS, Contact
+from addressbook.selectors import AGE_BANDS
 from config.api import (
     BoundedPattern,
     DocumentedCharField,
@@ -34,7 +34,6 @@ validate_phone = BoundedPattern(
 )
 
 
-ORDERING_FIELDS = ("name", "email", "age", "created_at", "updated_at", "id")
 DEFAULT_ORDERING = ("name",)
 _ORDERING_TERM = rf"-?({'|'.join(ORDERING_FIELDS)})"
 ORDERING_PATTERN = rf"^ *({_ORDERING_TERM} *(, *{_ORDERING_TERM} *)*)?$"
@@ -71,7 +70,7 @@ class ContactSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Contact
-        fields = list(EXPORT_FIELDS)
+        fields = list(CONTACT_FIELDS)
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def to_internal_value(self, data):
@@ -97,11 +96,11 @@ def contact_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = list(rows)
     if not rows:
         return []
-    sources = [f"api_{field}" if f"api_{field}" in rows[0] else field for field in EXPORT_FIELDS]
+    sources = [f"api_{field}" if f"api_{field}" in rows[0] else field for field in CONTACT_FIELDS]
     return [
         {
             field: api_datetime(value) if isinstance(value, datetime) else value
-            for field, value in zip(EXPORT_FIELDS, [row[s] for s in sources], strict=True)
+            for field, value in zip(CONTACT_FIELDS, [row[s] for s in sources], strict=True)
         }
         for row in rows
     ]
