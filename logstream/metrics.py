@@ -9,6 +9,11 @@ from logstream.handlers import publisher
 class LogStreamCollector:
     """Log records published and dropped by this process, and its connected clients."""
 
+    def describe(self):
+        yield CounterMetricFamily("log_lines_published", "Log records published to the stream")
+        yield CounterMetricFamily("log_lines_dropped", "Log records dropped")
+        yield GaugeMetricFamily("websocket_log_clients", "Connected WebSocket log clients")
+
     def collect(self):
         stats = publisher.stats()
         yield CounterMetricFamily(
