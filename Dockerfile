@@ -20,8 +20,8 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY --chown=app:app . .
 # collectstatic needs settings that pass the production guard; these values exist only
 # for this build step.
-RUN SECRET_KEY=build-only-secret-key-not-used-at-runtime-000 \
-    JWT_SECRET=build-only-jwt-secret-not-used-at-runtime-000 \
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_hex(32))')" \
+    JWT_SECRET="$(python -c 'import secrets; print(secrets.token_hex(32))')" \
     ALLOWED_HOSTS=localhost DEBUG=false \
     python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/var && chown -R app:app /app/var /app/staticfiles

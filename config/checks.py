@@ -1,48 +1,34 @@
 """The project's own system checks (ids `config.E0xx` errors, `config.W0xx` warnings).
 
-Deployment checks run with `manage.py check --deploy`; errors make it exit non-zero.
+Deployment checks run with `manage.py check --deploy`; errors make it exit non-zero. What
+settings refuse at start-up in production (weak secrets, DEBUG, no ALLOWED_HOSTS) is checked
+here for the other environments; what they refuse everywhere (CORS `*` with credentials,
+once `config.E003`) needs no check.
 """
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-WEAK_MARKERS = ("dev-insecure", "change-me", "changeme", "secret", "build-only")
-
-
-def _weak(key: str) -> bool:
-    lowered = key.lower()
-    return len(key) < 50 or len(set(key)) < 8 or any(m in lowered for m in WEAK_MARKERS)
-
-
-@register(Tags.security)
-def check_cors(app_configs, **kwargs):
-    if getattr(settings, "CORS_ALLOW_ALL_ORIGINS", False) and settings.CORS_ALLOW_CREDENTIALS:
-        return [
-            Error(
-                "CORS allows every origin together with credentials.",
-                hint="List CORS_ALLOWED_ORIGINS explicitly.",
-                id="config.E003",
-            )
-        ]
-    return []
+from config.secret_strength import MIN_SECRET_LENGTH, is_weak_secret
 
 
 @register(Tags.security, deploy=True)
 def check_secrets(app_configs, **kwargs):
     problems = []
-    if _weak(settings.SECRET_KEY):
+    if is_weak_secret(settings.SECRET_KEY):
         problems.append(
             Error(
                 "SECRET_KEY is weak or a default value.",
-                hint="Set a random value of at least 50 characters (openssl rand -hex 32).",
+                hint=f"Set a random value of at least {MIN_SECRET_LENGTH} characters "
+                "(openssl rand -hex 32).",
                 id="config.E001",
             )
         )
-    if _weak(settings.SIMPLE_JWT["SIGNING_KEY"]):
+    if is_weak_secret(settings.SIMPLE_JWT["SIGNING_KEY"]):
         problems.append(
             Error(
                 "The JWT signing key (JWT_SECRET) is weak or a default value.",
-                hint="Set JWT_SECRET to a random value of at least 50 "
+                hint=f"Set JWT_SECRET to a random value of at least {MIN_SECRET_LENGTH} "
                 "characters, different from SECRET_KEY.",
                 id="config.E002",
             )

@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.paths import PROBE_PATHS
+from config.secret_strength import MIN_SECRET_LENGTH, is_weak_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -377,10 +378,11 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Production guard ---------------------------------------------------------------------
 def _production_problems() -> list[str]:
     problems = []
-    if len(SECRET_KEY) < 32 or SECRET_KEY == _DEV_SECRET:
-        problems.append("SECRET_KEY is missing or weak (at least 32 characters, not the default)")
-    if len(JWT_SECRET) < 32 or JWT_SECRET == _DEV_SECRET:
-        problems.append("JWT_SECRET is missing or weak (at least 32 characters, not the default)")
+    rule = f"at least {MIN_SECRET_LENGTH} random characters, not a placeholder"
+    if is_weak_secret(SECRET_KEY):
+        problems.append(f"SECRET_KEY is missing or weak ({rule})")
+    if is_weak_secret(JWT_SECRET):
+        problems.append(f"JWT_SECRET is missing or weak ({rule})")
     if DEBUG:
         problems.append("DEBUG is on")
     if not ALLOWED_HOSTS:

@@ -6,58 +6,28 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from contextlib import contextmanager
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.test import Client, override_settings
 
-from accounts.models import User
-from tenants import db as tenant_db
-from tests.conftest import PASSWORD, client_for
+from tests.factories import bearer_header, create_staff
+from tests.helpers import (
+    BASE_DIR,
+    client_for,
+    database_unreachable,
+    needs_component,
+    platform_login,
+    require_components,
+)
 
-pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-
-
-@pytest.fixture(autouse=True)
-def _closed_circuits():
-    tenant_db._failed_at.clear()
-    yield
-    tenant_db._failed_at.clear()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def database_unreachable(tenant):
-    """The tenant's alias points at a database that cannot be opened, then is restored."""
-    overrides = (
-        {"PORT": str(_free_port())}
-        if POSTGRES
-        else {"NAME": "/nonexistent-tenantkit-dir/tenant.sqlite3"}
-    )
-    cfg = connections.settings[tenant.alias]
-    saved = {key: cfg[key] for key in overrides}
-    tenant_db.close_connection(tenant.alias)
-    cfg.update(overrides)
-    try:
-        yield
-    finally:
-        tenant_db.close_connection(tenant.alias)
-        cfg.update(saved)
+pytestmark = [
+    pytest.mark.django_db(databases="__all__", transaction=True),
+    pytest.mark.usefixtures("closed_circuits"),
+]
 
 
 @pytest.fixture
@@ -74,13 +44,8 @@ def failing_tenant(tenant_factory, make_user, bearer):
 
 @pytest.fixture
 def platform_auth(acme) -> dict:
-    User.objects.create_user("opsroot", "opsroot@example.test", PASSWORD, is_staff=True)
-    response = client_for("acme.test").post(
-        "/api/platform/auth/login",
-        {"username_or_email": "opsroot", "password": PASSWORD},
-        format="json",
-    )
-    return {"HTTP_AUTHORIZATION": f"Bearer {response.json()['access']}"}
+    create_staff("opsroot")
+    return bearer_header(platform_login("opsroot").json()["access"])
 
 
 # --- /ready: a count, never a name --------------------------------------------------------
@@ -121,8 +86,8 @@ def test_platform_tenant_health_needs_a_platform_token(failing_tenant):
 PRODUCTION_ENV = {
     "APP_ENV": "production",
     "DEBUG": "false",
-    "SECRET_KEY": "s" * 50,
-    "JWT_SECRET": "j" * 50,
+    "SECRET_KEY": "Pq7Lm2Xz9Wc4Vb8Nr1Ty6Ud3Hs5Jk0Gf2Ae7Io4Ky9Mq1Np6Lr3Ts8Uv5Wx0Zb",
+    "JWT_SECRET": "Hd4Fs8Ac1Qe6Ru3TiBv9Cx2Dz7Ea5Fb0Gc3Hd8Jk1Lm6Np4Qr9St2Uv7Wx5Yz0",
     "ALLOWED_HOSTS": "api.example.test",
 }
 
@@ -241,25 +206,21 @@ def test_landing_page_refuses_writes(acme):
 
 # --- CI: a missing component fails, it does not skip ---------------------------------------
 def test_a_missing_component_skips_unless_ci_requires_every_component(request, monkeypatch):
-    from tests import conftest
-
     request.node.add_marker(
-        conftest.needs_component("frobnicator", available=False, install="apt-get install frob")
+        needs_component("frobnicator", available=False, install="apt-get install frob")
     )
     monkeypatch.delenv("TENANTKIT_REQUIRE_ALL", raising=False)
     with pytest.raises(pytest.skip.Exception, match=r"frobnicator is not installed \(apt-get"):
-        conftest.pytest_runtest_setup(request.node)
+        require_components(request.node)
     monkeypatch.setenv("TENANTKIT_REQUIRE_ALL", "1")
     with pytest.raises(pytest.fail.Exception, match="frobnicator is not installed"):
-        conftest.pytest_runtest_setup(request.node)
+        require_components(request.node)
 
 
 def test_an_installed_component_neither_skips_nor_fails(request, monkeypatch):
-    from tests import conftest
-
-    request.node.add_marker(conftest.needs_component("sh", available=True, install="-"))
+    request.node.add_marker(needs_component("sh", available=True, install="-"))
     monkeypatch.setenv("TENANTKIT_REQUIRE_ALL", "1")
-    conftest.pytest_runtest_setup(request.node)
+    require_components(request.node)
 
 
 @pytest.mark.parametrize(
@@ -343,7 +304,7 @@ def test_no_hostile_input_gets_a_server_error(served_schema, acme, make_user, be
     admin = make_user(acme, "hostileadmin", role="admin")
     victim = make_user(acme, "victim")
     contact = make_contact(acme, name="Target")
-    staff = User.objects.create_user("hostilestaff", "hs@example.test", PASSWORD, is_staff=True)
+    staff = create_staff("hostilestaff", email="hs@example.test")
     ids = {
         "/api/address-book/{id}": str(contact.pk),
         "/api/users/{id}": str(victim.pk),
