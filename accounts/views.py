@@ -27,7 +27,7 @@ from accounts.serializers import (
 )
 from config.api import NOT_FOUND, PAGE_PARAMETERS
 from config.network import client_ip
-from config.openapi import error_response
+from config.openapi import documented_error
 from tenants.api import ApiView
 from tenants.context import get_current_tenant
 
@@ -68,7 +68,9 @@ class LoginView(PublicView):
         request=LoginSerializer,
         responses={
             200: TokenPairSerializer,
-            401: error_response("`Invalid credentials` (unknown user, wrong password, inactive)."),
+            401: documented_error(
+                "`Invalid credentials` (unknown user, wrong password, inactive)."
+            ),
         },
     )
     def post(self, request):
@@ -99,7 +101,7 @@ class RefreshView(TenantRealm, PublicView):
         request=RefreshSerializer,
         responses={
             200: TokenPairSerializer,
-            401: error_response("`Invalid token`: revoked, rotated away, expired or malformed."),
+            401: documented_error("`Invalid token`: revoked, rotated away, expired or malformed."),
         },
     )
     def post(self, request):
@@ -183,7 +185,7 @@ class UserListView(ApiView):
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-LAST_ADMIN_CONFLICT = error_response("`A tenant must keep at least one admin`.")
+LAST_ADMIN_CONFLICT = documented_error("`A tenant must keep at least one admin`.")
 
 
 class UserDetailView(ApiView):
@@ -238,7 +240,9 @@ class PlatformLoginView(PublicView):
         request=LoginSerializer,
         responses={
             200: TokenPairSerializer,
-            401: error_response("`Invalid credentials` (unknown user, wrong password, not staff)."),
+            401: documented_error(
+                "`Invalid credentials` (unknown user, wrong password, not staff)."
+            ),
         },
     )
     def post(self, request):
@@ -256,8 +260,8 @@ class PlatformRefreshView(PlatformRealm, RefreshView):
         request=RefreshSerializer,
         responses={
             200: TokenPairSerializer,
-            401: error_response("`Invalid token`: revoked, rotated away, expired or malformed."),
-            403: error_response("`Tenant access denied`: a tenant's refresh token."),
+            401: documented_error("`Invalid token`: revoked, rotated away, expired or malformed."),
+            403: documented_error("`Tenant access denied`: a tenant's refresh token."),
         },
     )
     def post(self, request):

@@ -23,7 +23,7 @@ from addressbook.serializers import (
     ContactStatsSerializer,
     contact_rows,
 )
-from config.openapi import error_response
+from config.openapi import documented_error
 from tenants.api import ApiView
 from tenants.context import get_current_tenant
 
@@ -49,7 +49,7 @@ def _page_link(request, cursor: str | None) -> str | None:
     return replace_query_param(request.build_absolute_uri(), "cursor", cursor)
 
 
-CONTACT_NOT_FOUND = error_response("`Not found`: no such contact in this tenant.")
+CONTACT_NOT_FOUND = documented_error("`Not found`: no such contact in this tenant.")
 
 
 class ContactListCreateView(ApiView):

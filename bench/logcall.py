@@ -1,5 +1,5 @@
 """Cost of one log call to the caller: `logger.info(...)` on a project logger with the
-production handlers (console + ChannelLayerHandler on the Redis layer), inside a tenant
+production handlers (console + LogStreamHandler on the Redis layer), inside a tenant
 context. Calls are paced in bursts so the publisher's bounded queue never fills (a full
 queue would make calls cheaper by dropping). Prints JSON: mean/p50/p99 in microseconds.
 """

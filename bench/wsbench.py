@@ -1,6 +1,6 @@
 """WebSocket log stream load: `clients` connects N log stream clients and counts what they
 receive; `generate` logs records at a fixed rate through the project's logging (the
-ChannelLayerHandler, Redis channel layer) inside a tenant context.
+LogStreamHandler, Redis channel layer) inside a tenant context.
 
 Each generated record's message is `bench-ws seq=<n> t=<unix time>`; a client's delivery
 latency is its receive time minus `t` (same machine, same clock). With `--batch-ms N` the

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 
-from config.openapi import error_response as openapi_error
+from config.openapi import documented_error
 
 # The fields of a tenant claim, which any body or query string may carry (tenants/api.py).
 TENANT_FIELDS = frozenset({"tenant", "tenant_id"})
@@ -27,7 +27,7 @@ PAGE_PARAMETERS = [
     OpenApiParameter("page", int, description="1-based page number (404 past the last page)."),
     OpenApiParameter("page_size", int, description="Items per page (default 50, max 500)."),
 ]
-NOT_FOUND = openapi_error("`Not found`: no such item, or a page past the last one.")
+NOT_FOUND = documented_error("`Not found`: no such item, or a page past the last one.")
 
 
 def _too_long(field: serializers.Field, value) -> list[str] | None:

@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from config.errors import reason_phrase  # noqa: E402
-from logstream.redaction import redact  # noqa: E402
+from logstream.redaction import redact_secrets  # noqa: E402
 from logstream.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def _redact_daphne_access_log() -> None:
         return
 
     def redacting_write_entry(self, host, date, request, *args, **kwargs):
-        return write_entry(self, host, date, redact(request), *args, **kwargs)
+        return write_entry(self, host, date, redact_secrets(request), *args, **kwargs)
 
     redacting_write_entry.redacts = True
     AccessLogGenerator.write_entry = redacting_write_entry

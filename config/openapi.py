@@ -96,7 +96,7 @@ class ReadinessSerializer(serializers.Serializer):
     tenants = UnavailableTenantsSerializer(required=False)
 
 
-def error_response(description: str) -> OpenApiResponse:
+def documented_error(description: str) -> OpenApiResponse:
     """An operation-specific error answer, in the envelope; `description` names the
     messages a client can match on."""
     return OpenApiResponse(ErrorSerializer, description=description)

@@ -329,7 +329,7 @@ LOGGING = {
             "filters": ["redact"],
         },
         # Publishes to the live log stream (logstream.handlers); never blocks the caller.
-        "logstream": {"class": "logstream.handlers.ChannelLayerHandler"},
+        "logstream": {"class": "logstream.handlers.LogStreamHandler"},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

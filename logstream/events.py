@@ -8,7 +8,7 @@ import math
 import re
 from datetime import UTC, datetime
 
-from logstream.redaction import redact
+from logstream.redaction import redact_secrets
 from tenants.context import slug_of
 
 FRAME_FIELDS = ("timestamp", "level", "target", "message", "tenant", "request_id")
@@ -28,6 +28,7 @@ INFRASTRUCTURE_LOGGERS = (
     "tenants.routers",
     "tenants.services",
     "tenants.selectors",
+    "tenants.resolution",
     "config.cache",
     "logstream.fanout",
 )
@@ -125,10 +126,10 @@ def build_event(record: logging.LogRecord, *, tenant: str | None, request_id: st
         record.levelname,
         record.levelno,
         record.name,
-        redact(record_line(record)),
+        redact_secrets(record_line(record)),
         tenant,
         request_id,
-        traceback=redact(traceback) if traceback is not None else None,
+        traceback=redact_secrets(traceback) if traceback is not None else None,
     )
 
 

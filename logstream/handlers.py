@@ -1,6 +1,6 @@
 """The logging handler that publishes records to the live log stream.
 
-`ChannelLayerHandler.emit` takes what only the calling thread knows (the message, the
+`LogStreamHandler.emit` takes what only the calling thread knows (the message, the
 tenant, the request id) and appends it to a bounded deque. It never blocks, never wakes
 another thread (unless the publisher has gone idle) and never raises into the code that
 logged; when the deque is full the record is dropped and counted.
@@ -28,7 +28,7 @@ import time
 
 from config.middleware import get_request_id
 from logstream.events import make_event, record_line, record_tenant, record_traceback
-from logstream.redaction import redact
+from logstream.redaction import redact_secrets
 from tenants.context import get_current_tenant
 
 # Loggers whose records would feed back into the channel layer (or flood it).
@@ -65,7 +65,7 @@ class LogPublisher:
 
     # --- producer side (any thread, never blocks) ---------------------------------------
     def submit(self, item: tuple) -> bool:
-        """Queue a record (see `ChannelLayerHandler.emit`); False, and counted as dropped,
+        """Queue a record (see `LogStreamHandler.emit`); False, and counted as dropped,
         when the buffer is full."""
         if len(self._pending) >= self.capacity:
             self.dropped += 1
@@ -141,12 +141,19 @@ class LogPublisher:
 
 
 def to_event(item: tuple) -> dict:
-    """The redacted event of a queued record (see `ChannelLayerHandler.emit`)."""
+    """The redacted event of a queued record (see `LogStreamHandler.emit`)."""
     created, level, levelno, target, text, traceback, tenant, request_id = item
     if traceback is not None:
-        traceback = redact(traceback)
+        traceback = redact_secrets(traceback)
     return make_event(
-        created, level, levelno, target, redact(text), tenant, request_id, traceback=traceback
+        created,
+        level,
+        levelno,
+        target,
+        redact_secrets(text),
+        tenant,
+        request_id,
+        traceback=traceback,
     )
 
 
@@ -154,7 +161,7 @@ publisher = LogPublisher()
 _ignored: dict[str, bool] = {}
 
 
-class ChannelLayerHandler(logging.Handler):
+class LogStreamHandler(logging.Handler):
     """Publishes every record it gets to the live log stream (see the module docstring)."""
 
     def emit(self, record: logging.LogRecord) -> None:

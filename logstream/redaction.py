@@ -79,7 +79,7 @@ def _has_hint(lowered: str) -> bool:
     return False
 
 
-def redact(text: str) -> str:
+def redact_secrets(text: str) -> str:
     """`text` with every credential-looking value replaced by `[REDACTED]`."""
     if text.isascii() and not _has_hint(text.lower()):
         return text
@@ -98,7 +98,7 @@ def redact_query(query_string: str) -> str:
         if sep and unquote_plus(key).lower() in SENSITIVE_KEYS:
             part = f"{key}={REDACTED}"
         parts.append(part)
-    return redact("&".join(parts))
+    return redact_secrets("&".join(parts))
 
 
 class RedactingFilter(logging.Filter):
@@ -110,7 +110,7 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # leave a broken record to the handler's own error reporting
             return True
-        redacted = redact(message)
+        redacted = redact_secrets(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

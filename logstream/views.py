@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
 from config.errors import error_response
-from config.openapi import error_response as documented_error
+from config.openapi import documented_error
 
 WS_ENDPOINT = "/api/ws/logs"
 LOGS_GONE_METHODS = ("get", "post", "put", "patch", "delete")

@@ -213,9 +213,10 @@ class TenantAdmin(admin.ModelAdmin):
             try:
                 applied = services.migrate_tenant(tenant)
             except Exception as exc:
+                reason = services.mask_url_credentials(str(exc))
                 self.message_user(
                     request,
-                    f"Tenant {tenant.slug}: migration failed: {services.redact(str(exc))}",
+                    f"Tenant {tenant.slug}: migration failed: {reason}",
                     messages.ERROR,
                 )
             else:

@@ -55,8 +55,8 @@ class AdminSpec:
     password: str
 
 
-def redact(text: str) -> str:
-    """Remove credentials of any database URL in `text`."""
+def mask_url_credentials(text: str) -> str:
+    """`text` with the user and password of every database URL in it replaced by `***`."""
     return _CREDENTIALS.sub("://***@", text)
 
 
@@ -289,7 +289,7 @@ def provision_tenant(
                 _ensure_admin(tenant, admin)
         except Exception as exc:
             tenant.status = Tenant.Status.FAILED
-            tenant.last_error = redact(f"{type(exc).__name__}: {exc}")[:2000]
+            tenant.last_error = mask_url_credentials(f"{type(exc).__name__}: {exc}")[:2000]
             tenant.save(update_fields=["status", "last_error", "updated_at"])
             logger.error("Provisioning of tenant %s failed: %s", slug, tenant.last_error)
             raise ProvisioningError(tenant.last_error) from exc

@@ -13,7 +13,7 @@ from accounts.permissions import IsPlatformStaff
 from accounts.services import api_validation_error
 from config.api import NOT_FOUND, PAGE_PARAMETERS
 from config.errors import ServiceUnavailable
-from config.openapi import error_response
+from config.openapi import documented_error
 from tenants.api import ApiView
 from tenants.models import Tenant
 from tenants.selectors import tenant_health, tenant_list
@@ -62,7 +62,7 @@ class TenantListView(PlatformView):
         request=TenantCreateSerializer,
         responses={
             201: TenantSerializer,
-            503: error_response("`Tenant provisioning failed; it can be retried`."),
+            503: documented_error("`Tenant provisioning failed; it can be retried`."),
         },
     )
     def post(self, request):

@@ -7,37 +7,30 @@ import json
 import logging
 import re
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import AsyncClient, Client, override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.tokens import issue_tokens
 from config.asgi import application
 from logstream import fanout
 from logstream.consumers import connected_clients
 from logstream.events import format_event, format_timestamp, make_event, parse_level
-from logstream.handlers import ChannelLayerHandler, LogPublisher, to_event
-from logstream.redaction import REDACTED, RedactingFilter, redact, redact_query
+from logstream.handlers import LogStreamHandler, LogPublisher, to_event
+from logstream.redaction import REDACTED, RedactingFilter, redact_query, redact_secrets
 from tenants.context import use_tenant
+from tests.factories import access_token
+from tests.helpers import frames_for, frames_until, log_in, marker, open_stream
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
-FRAME_TIMEOUT = 5
 TEXT_FRAME = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] [A-Z]+ \[[\w.]+\] ")
 
 
 # --- fixtures and helpers -----------------------------------------------------------------
-def token_for(user, tenant) -> str:
-    with use_tenant(tenant):
-        return issue_tokens(user, tenant)["access"]
-
-
 @pytest.fixture
 def acme_user(acme, make_user):
     return make_user(acme, "alice", email="alice@acme.test")
@@ -45,71 +38,24 @@ def acme_user(acme, make_user):
 
 @pytest.fixture
 def acme_token(acme, acme_user) -> str:
-    return token_for(acme_user, acme)
+    return access_token(acme_user, acme)
 
 
 @pytest.fixture
 def globex_token(globex, make_user) -> str:
-    return token_for(make_user(globex, "gina"), globex)
+    return access_token(make_user(globex, "gina"), globex)
 
 
 @pytest.fixture
-def staff(make_user, acme):
-    return make_user(None, "ops", email="ops@platform.test", is_staff=True)
+def platform_token(staff, acme) -> str:
+    return access_token(staff, None)
 
 
 @pytest.fixture
-def platform_token(staff) -> str:
-    return token_for(staff, None)
-
-
-@pytest.fixture
-def staff_session(staff) -> str:
+def staff_session(staff, acme) -> str:
     client = Client()
     client.force_login(staff)
     return client.cookies["sessionid"].value
-
-
-def marker() -> str:
-    return f"m-{uuid.uuid4().hex}"
-
-
-def log_in(tenant, message: str, *, level=logging.INFO, name="addressbook.tests", args=()):
-    with use_tenant(tenant):
-        logging.getLogger(name).log(level, message, *args)
-
-
-async def open_stream(
-    *, host="acme.test", path="/api/ws/logs", query="", headers=(), app=application
-) -> tuple[WebsocketCommunicator, bool]:
-    all_headers = [(b"host", host.encode()), *headers]
-    target = f"{path}?{query}" if query else path
-    communicator = WebsocketCommunicator(app, target, headers=all_headers)
-    connected, _ = await communicator.connect(timeout=FRAME_TIMEOUT)
-    return communicator, connected
-
-
-async def frames_until(communicator, needle: str, *, timeout=FRAME_TIMEOUT) -> list[str]:
-    """Every frame received up to and including the first one containing `needle`."""
-    frames = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = await communicator.receive_from(timeout=timeout)
-            frames.append(frame)
-            if needle in frame:
-                return frames
-
-
-async def frames_for(communicator, seconds: float) -> list[str]:
-    """Everything received within `seconds`."""
-    frames = []
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                frames.append(await communicator.receive_from(timeout=seconds))
-    except TimeoutError:
-        pass
-    return frames
 
 
 # --- authentication -----------------------------------------------------------------------
@@ -195,7 +141,7 @@ async def test_token_from_other_tenant_is_rejected(acme, globex_token):
 
 @pytest.fixture
 def non_staff_platform_token(make_user, acme) -> str:
-    return token_for(make_user(None, "plain"), None)
+    return access_token(make_user(None, "plain"), None)
 
 
 async def test_platform_token_of_a_non_staff_user_is_rejected(non_staff_platform_token):
@@ -475,7 +421,7 @@ def test_handler_drops_and_counts_when_its_buffer_is_full(monkeypatch):
     small = LogPublisher(capacity=2)
     monkeypatch.setattr(small, "_ensure_thread", lambda: None)
     monkeypatch.setattr("logstream.handlers.publisher", small)
-    handler = ChannelLayerHandler()
+    handler = LogStreamHandler()
     for n in range(5):
         handler.emit(logging.LogRecord("accounts.x", logging.INFO, __file__, 1, f"m{n}", (), None))
     assert small.stats() == {"published": 0, "dropped": 3, "queued": 2}
@@ -485,7 +431,7 @@ def test_handler_ignores_the_channel_layers_own_loggers(monkeypatch):
     small = LogPublisher(capacity=10)
     monkeypatch.setattr(small, "_ensure_thread", lambda: None)
     monkeypatch.setattr("logstream.handlers.publisher", small)
-    handler = ChannelLayerHandler()
+    handler = LogStreamHandler()
     for name in ("channels_redis.core", "asyncio", "daphne.server", "redis", "channels.layers"):
         handler.emit(logging.LogRecord(name, logging.ERROR, __file__, 1, "x", (), None))
     assert small.stats()["queued"] == 0
@@ -497,12 +443,12 @@ def test_handler_never_raises_into_the_caller(monkeypatch):
 
     monkeypatch.setattr("logstream.handlers.publisher.submit", broken)
     record = logging.LogRecord("accounts.x", logging.INFO, __file__, 1, "bad %d", ("x",), None)
-    ChannelLayerHandler().emit(record)
+    LogStreamHandler().emit(record)
 
 
 def test_redaction_covers_headers_tokens_passwords_and_query_values():
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoxfQ.c2lnbmF0dXJl"
-    text = redact(
+    text = redact_secrets(
         f"Authorization: Bearer {jwt} token={jwt} password=hunter2 "
         f'{{"password": "hunter2", "refresh": "{jwt}"}} plain {jwt}'
     )
@@ -618,9 +564,12 @@ def test_redaction_shortcut_still_catches_every_key_and_unicode_case_folding():
     from logstream.redaction import _HINTS, SENSITIVE_KEYS
 
     assert all(any(hint in key for hint in _HINTS) for key in SENSITIVE_KEYS)
-    assert "hunter2" not in redact("PA\u017f\u017fWORD=hunter2")  # long s folds to s
-    assert "hunter2" not in redact("caf\u00e9 password=hunter2")
-    assert redact("GET /api/address-book?search=bob 200") == "GET /api/address-book?search=bob 200"
+    assert "hunter2" not in redact_secrets("PA\u017f\u017fWORD=hunter2")  # long s folds to s
+    assert "hunter2" not in redact_secrets("caf\u00e9 password=hunter2")
+    assert (
+        redact_secrets("GET /api/address-book?search=bob 200")
+        == "GET /api/address-book?search=bob 200"
+    )
 
 
 @pytest.mark.parametrize("created", [0.0, 1730126912.123, 1730126912.9999996, 1730126912.0004999])

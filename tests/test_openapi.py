@@ -15,7 +15,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD
+from tests.helpers import client_for
 
 PUBLIC_OPERATIONS = {
     "auth_signup",

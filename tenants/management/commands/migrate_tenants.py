@@ -6,7 +6,7 @@ from django.db import DEFAULT_DB_ALIAS
 from tenants.db import close_connection
 from tenants.models import Tenant
 from tenants.selectors import tenant_list, tenant_pending_migrations
-from tenants.services import ensure_template, migrate_tenant, redact
+from tenants.services import ensure_template, mask_url_credentials, migrate_tenant
 
 # Tenants checked for pending migrations at once (or `--parallel`, when higher). The check
 # is one short read on a new connection, mostly spent waiting for PostgreSQL to start the
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             ensure_template()
             self.stdout.write("template: up to date")
         except Exception as exc:
-            self.stderr.write(f"template: FAILED: {redact(str(exc))}")
+            self.stderr.write(f"template: FAILED: {mask_url_credentials(str(exc))}")
             if not tenants:
                 raise CommandError("Failed: template") from exc
 
@@ -57,7 +57,9 @@ class Command(BaseCommand):
         with ThreadPoolExecutor(max_workers=max(parallel, CHECK_CONCURRENCY)) as pool:
             for tenant, pending in pool.map(self._check_one, tenants):
                 if isinstance(pending, Exception):
-                    self.stderr.write(f"{tenant.slug}: FAILED: {redact(str(pending))}")
+                    self.stderr.write(
+                        f"{tenant.slug}: FAILED: {mask_url_credentials(str(pending))}"
+                    )
                     failed.append(tenant.slug)
                 elif pending:
                     behind.append(tenant)
@@ -66,7 +68,9 @@ class Command(BaseCommand):
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             for tenant, applied in pool.map(self._migrate_one, behind):
                 if isinstance(applied, Exception):
-                    self.stderr.write(f"{tenant.slug}: FAILED: {redact(str(applied))}")
+                    self.stderr.write(
+                        f"{tenant.slug}: FAILED: {mask_url_credentials(str(applied))}"
+                    )
                     failed.append(tenant.slug)
                 elif applied:
                     self.stdout.write(f"{tenant.slug}: applied {applied} migration(s)")
