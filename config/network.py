@@ -86,13 +86,19 @@ def client_ip(request) -> str:
     )
 
 
+def scope_peer(scope: dict) -> str:
+    """The transport's peer address of an ASGI scope (no proxy header read): what decides
+    whether the peer is a trusted proxy."""
+    client = scope.get("client")
+    return client[0] if client else ""
+
+
 def scope_client_ip(scope: dict) -> str:
     """The client address of an ASGI scope, e.g. a WebSocket handshake."""
-    client = scope.get("client")
     forwarded = None
     for name, value in scope.get("headers", ()):
         if name.lower() == b"x-forwarded-for":
             # Several header lines are one list (RFC 9110, 5.3).
             piece = value.decode("latin1")
             forwarded = piece if forwarded is None else f"{forwarded},{piece}"
-    return client_address(client[0] if client else "", forwarded)
+    return client_address(scope_peer(scope), forwarded)

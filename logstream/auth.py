@@ -26,11 +26,11 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from accounts.authentication import TenantJWTAuthentication
 from config.errors import tenant_database_unavailable
-from config.network import ip_in, scope_client_ip
+from config.network import ip_in, scope_client_ip, scope_peer
 from tenants.context import use_tenant
 from tenants.db import circuit_open
-from tenants.middleware import resolve_scope
 from tenants.models import Tenant
+from tenants.resolution import resolve_tenant
 
 logger = logging.getLogger("logstream.auth")
 
@@ -65,6 +65,30 @@ def handshake_query(scope: dict) -> dict[str, list[str]]:
     if len(query) > MAX_QUERY_STRING:
         return {}
     return parse_qs(query.decode("latin1"))
+
+
+def _header_value(scope: dict, name: str) -> str | None:
+    """The last value of header `name`, matched as HTTP matches it (case-insensitively,
+    `-` and `_` alike)."""
+    wanted = name.upper().replace("-", "_")
+    found = None
+    for raw, value in scope.get("headers", ()):
+        if raw.decode("latin1").upper().replace("-", "_") == wanted:
+            found = value.decode("latin1")
+    return found
+
+
+def handshake_tenant(scope: dict) -> Tenant | None:
+    """The tenant the handshake is for, by the HTTP rules (`tenants.resolution`), or None
+    (no tenant, an unknown one, or a suspended one). Queries the main database on a cache
+    miss: call it from a thread."""
+    with use_tenant(None):
+        resolution = resolve_tenant(
+            host=_header_value(scope, "host"),
+            tenant_header=_header_value(scope, settings.TENANT_HEADER),
+            peer=scope_peer(scope),
+        )
+    return resolution.tenant
 
 
 def origin_allowed(scope: dict) -> bool:
@@ -209,9 +233,7 @@ def authenticate_handshake(scope: dict) -> LogViewer | None:
     databases: call it through `database_sync_to_async`."""
     headers = handshake_headers(scope)
     cookies = parse_cookie(headers.get("cookie", ""))
-    with use_tenant(None):
-        resolution = resolve_scope(scope)
-    tenant = resolution.tenant if resolution.error is None else None
+    tenant = handshake_tenant(scope)
     viewer = None
     for raw in _raw_tokens(scope, headers, cookies):
         viewer = _viewer_from_token(raw, tenant)

@@ -29,6 +29,7 @@ INFRASTRUCTURE_LOGGERS = (
     "tenants.services",
     "tenants.selectors",
     "tenants.resolution",
+    "tenants.resolution",
     "config.cache",
     "logstream.fanout",
 )

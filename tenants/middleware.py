@@ -1,8 +1,7 @@
-"""Resolves the request's tenant from trusted server-side facts and activates it.
-
-Order: exact `Domain` on the Host, then `<slug>.<TENANT_BASE_DOMAIN>`, then (only from a
-trusted proxy) the `TENANT_HEADER` header, then `TENANT_DEFAULT`. Platform paths run with
-no tenant, whatever the host. The ContextVar is set and reset inside the same `__call__` /
+"""Activates the request's tenant: its Host, tenant header and peer address go to
+`tenants.resolution.resolve_tenant`, a refusal is answered in the error envelope, and a
+tenant whose database circuit is open gets a 503. Platform paths run with no tenant,
+whatever the host. The ContextVar is set and reset inside the same `__call__` /
 `__acall__` (asgiref #267).
 """
 
@@ -11,73 +10,47 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from config.errors import error_response, tenant_database_unavailable_response
 from config.middleware import HybridMiddleware
-from config.network import peer_is_trusted_proxy
 from config.paths import is_platform_path
 from tenants.context import use_tenant
 from tenants.db import circuit_open, note_connection_used
-from tenants.models import Tenant
-from tenants.selectors import _MISS, resolver
-from tenants.validators import normalize_host
+from tenants.resolution import Refusal, Resolution, resolve_tenant
+
+# The answer to each refusal, as the API documents it.
+REFUSALS = {
+    Refusal.INVALID_HOST: (400, "Invalid host header"),
+    Refusal.UNKNOWN_TENANT: (404, "Unknown tenant"),
+    Refusal.TENANT_SUSPENDED: (403, "Tenant suspended"),
+}
+PLATFORM = Resolution()
 
 
-class TenantResolution:
-    """What the middleware decided: a tenant to serve, none (platform), or an error."""
-
-    __slots__ = ("error", "tenant")
-
-    def __init__(self, tenant: Tenant | None = None, error: HttpResponse | None = None):
-        self.tenant = tenant
-        self.error = error
-
-
-def _candidates(request: HttpRequest, host: str):
-    """Cache keys to try, in resolution order, each with a loader for a cache miss."""
-    yield f"host:{host}", lambda: resolver.by_host(host)
-    header = request.META.get("HTTP_" + settings.TENANT_HEADER.upper().replace("-", "_"))
-    if header and peer_is_trusted_proxy(request.META.get("REMOTE_ADDR")):
-        slug = header.strip().lower()
-        yield f"slug:{slug}", lambda: resolver.by_slug(slug)
-    if settings.TENANT_DEFAULT:
-        slug = settings.TENANT_DEFAULT
-        yield f"slug:{slug}", lambda: resolver.by_slug(slug)
-
-
-def _decide(tenant: Tenant | None) -> TenantResolution:
-    if tenant is None or tenant.status not in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
-        return TenantResolution(error=error_response(404, "Unknown tenant"))
-    if tenant.status == Tenant.Status.SUSPENDED:
-        return TenantResolution(error=error_response(403, "Tenant suspended"))
-    return TenantResolution(tenant=tenant)
+def _header_key(name: str) -> str:
+    return "HTTP_" + name.upper().replace("-", "_")
 
 
 def _request_host(request: HttpRequest) -> str | None:
     try:
-        return normalize_host(request.get_host())
+        return request.get_host()
     except DisallowedHost:
         return None
 
 
-def resolve_request(request: HttpRequest, *, allow_queries: bool = True) -> TenantResolution | None:
-    """Decide the request's tenant. With `allow_queries=False`, return None instead of
-    querying when the answer is not cached (the async path then retries in a thread)."""
+def resolve_request(request: HttpRequest, *, allow_queries: bool = True) -> Resolution | None:
+    """The request's tenant (`resolve_tenant` on its Host, tenant header and peer); no
+    tenant on a platform path. With `allow_queries=False`, None when the answer is not
+    cached."""
     if is_platform_path(request.path_info):
-        return TenantResolution()
-    host = _request_host(request)
-    if host is None:
-        return TenantResolution(error=error_response(400, "Invalid host header"))
-    for key, load in _candidates(request, host):
-        tenant = resolver.cached(key)
-        if tenant is _MISS:
-            if not allow_queries:
-                return None
-            tenant = load()
-        if tenant is not None:
-            return _decide(tenant)
-    return _decide(None)
+        return PLATFORM
+    return resolve_tenant(
+        host=_request_host(request),
+        tenant_header=request.META.get(_header_key(settings.TENANT_HEADER)),
+        peer=request.META.get("REMOTE_ADDR"),
+        allow_queries=allow_queries,
+    )
 
 
 class TenantMiddleware(HybridMiddleware):
@@ -92,9 +65,9 @@ class TenantMiddleware(HybridMiddleware):
         return self._admit(request, resolution)
 
     @staticmethod
-    def _admit(request: HttpRequest, resolution: TenantResolution):
-        if resolution.error is not None:
-            return resolution.error
+    def _admit(request: HttpRequest, resolution: Resolution):
+        if resolution.refusal is not None:
+            return error_response(*REFUSALS[resolution.refusal])
         if resolution.tenant is not None and circuit_open(resolution.tenant.alias):
             return tenant_database_unavailable_response()
         request.tenant = resolution.tenant
@@ -110,25 +83,3 @@ class TenantMiddleware(HybridMiddleware):
         if tenant is not None and not self.is_async:
             note_connection_used(tenant.alias)
         return response
-
-
-def resolve_scope(scope: dict) -> TenantResolution:
-    """The tenant of an ASGI scope (a WebSocket handshake), by the same rules as HTTP:
-    Host, trusted-proxy header, `TENANT_DEFAULT`. Queries the main database on a cache miss,
-    so call it from a thread (`database_sync_to_async`)."""
-    meta = {
-        "HTTP_" + name.decode("latin1").upper().replace("-", "_"): value.decode("latin1")
-        for name, value in scope.get("headers", ())
-    }
-    client = scope.get("client")
-    meta["REMOTE_ADDR"] = client[0] if client else ""
-    host = normalize_host(meta.get("HTTP_HOST", ""))
-    if not host:
-        return TenantResolution(error=error_response(400, "Invalid host header"))
-    handshake = HttpRequest()
-    handshake.META = meta
-    for _key, load in _candidates(handshake, host):
-        tenant = load()
-        if tenant is not None:
-            return _decide(tenant)
-    return _decide(None)

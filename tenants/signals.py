@@ -4,7 +4,7 @@ from django.dispatch import receiver
 
 from tenants.db import enforce_connection_cap
 from tenants.models import Domain, Tenant
-from tenants.selectors import resolver
+from tenants.resolution import resolver
 
 
 @receiver([post_save, post_delete], sender=Tenant)

@@ -25,7 +25,7 @@ from rest_framework.test import APIClient
 
 from tenants import db as tenant_db
 from tenants.models import Tenant
-from tenants.selectors import resolver
+from tenants.resolution import resolver
 from tenants.services import provision_tenant
 from tests.leak_collector import collector
 

@@ -29,7 +29,7 @@ from tenants import services
 from tenants.context import use_tenant
 from tenants.management.commands import tenant_command
 from tenants.models import Domain, Tenant
-from tenants.selectors import resolve_tenant_from_host, resolver
+from tenants.resolution import resolve_tenant_from_host, resolver
 from tests.conftest import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")

@@ -20,7 +20,7 @@ from accounts.tokens import issue_tokens
 from tenants import db as tenant_db
 from tenants import services
 from tenants.models import Tenant
-from tenants.selectors import resolver
+from tenants.resolution import resolver
 from tests.conftest import PASSWORD, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)

@@ -16,7 +16,7 @@ from accounts.models import User
 from tenants import db as tenant_db
 from tenants.context import NoTenantError, get_current_tenant, use_tenant
 from tenants.models import Domain, Tenant
-from tenants.selectors import resolve_tenant_from_host, resolver
+from tenants.resolution import resolve_tenant_from_host, resolver
 from tenants.validators import normalize_host
 from tests.conftest import client_for
 
