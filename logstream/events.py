@@ -29,7 +29,6 @@ INFRASTRUCTURE_LOGGERS = (
     "tenants.services",
     "tenants.selectors",
     "tenants.resolution",
-    "tenants.resolution",
     "config.cache",
     "logstream.fanout",
 )
