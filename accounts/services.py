@@ -54,13 +54,6 @@ def _tenant_label(tenant: Tenant | None) -> str:
     return slug_of(tenant, "platform")
 
 
-def api_validation_error(exc: ValidationError) -> exceptions.ValidationError:
-    """A Django ValidationError as the API's 400 with `details` by field."""
-    if hasattr(exc, "error_dict"):
-        return exceptions.ValidationError(exc.message_dict)
-    return exceptions.ValidationError({"non_field_errors": exc.messages})
-
-
 # --- creation -----------------------------------------------------------------------------
 # Control, format (zero-width, bidi), surrogate, private-use and unassigned characters:
 # Django's EmailValidator admits them in the domain, which makes look-alikes of addresses.
@@ -161,13 +154,13 @@ def user_register(
         for field, messages in exc.message_dict.items():
             errors.setdefault(field, []).extend(messages)
     if errors:
-        raise exceptions.ValidationError(errors)
+        raise ValidationError(errors)
     try:
         user = user_create(
             username=username, email=email, password=password, role=role, signed_up=signed_up
         )
     except IntegrityError as exc:  # a concurrent signup took the name or address
-        raise exceptions.ValidationError(
+        raise ValidationError(
             {"username": ["A user with that username or email already exists."]}
         ) from exc
     logger.info("User %s created (user_id=%s, role=%s)", user.username, user.pk, user.role)
@@ -383,13 +376,13 @@ def password_change(
     if not user.check_password(old_password):
         throttles.record_login_failure(scope=scope, identifier=subject)
         logger.warning("Failed password check (tenant=%s, user_id=%s)", scope, user.pk)
-        raise exceptions.ValidationError({"old_password": ["The current password is incorrect."]})
+        raise ValidationError({"old_password": ["The current password is incorrect."]})
     if failures_counted is not False:
         throttles.reset_login_failures(scope=scope, identifier=subject)
     try:
         password_validation.validate_password(new_password, user)
     except ValidationError as exc:
-        raise exceptions.ValidationError({"new_password": exc.messages}) from exc
+        raise ValidationError({"new_password": exc.messages}) from exc
     user.set_password(new_password)
     _move_revocation_mark(user)
     user.save(update_fields=["password", "tokens_valid_after"])

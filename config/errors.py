@@ -10,6 +10,7 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -149,12 +150,24 @@ _MESSAGES = {
 }
 
 
+def _as_api_exception(exc: BaseException) -> BaseException:
+    """Django's own exceptions as DRF's: services raise Django's ValidationError (a message
+    per field, as forms and commands read it) and the API answers it as a 400 with
+    `details`, so no view catches it to reshape it."""
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, DjangoValidationError):
+        if hasattr(exc, "error_dict"):
+            return exceptions.ValidationError(exc.message_dict)
+        return exceptions.ValidationError({"non_field_errors": exc.messages})
+    return exc
+
+
 def api_exception_handler(exc, context):
     """DRF exception handler that renders every error in the project's envelope."""
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
+    exc = _as_api_exception(exc)
     # Imported here: rest_framework.views loads the authentication classes, which import
     # this module.
     from rest_framework.views import exception_handler

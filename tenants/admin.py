@@ -190,7 +190,7 @@ class TenantAdmin(admin.ModelAdmin):
                 admin=admin_spec,
             )
         except (ValidationError, services.ProvisioningError) as exc:
-            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            text = "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc.reason
             self.message_user(
                 request,
                 f"Provisioning of '{tenant.slug}' failed: {text}. "

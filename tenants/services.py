@@ -23,6 +23,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.errors import ServiceUnavailable
 from tenants import db
 from tenants.context import use_tenant
 from tenants.models import Domain, Tenant
@@ -37,8 +38,15 @@ MAX_DOMAINS = 100  # per request; a tenant is served on a few hosts
 _CREDENTIALS = re.compile(r"://[^@/\s]+@")
 
 
-class ProvisioningError(Exception):
-    """Provisioning did not complete; the tenant is `failed` and may be retried."""
+class ProvisioningError(ServiceUnavailable):
+    """Provisioning did not complete; the tenant is `failed` and may be retried. The API
+    answers 503 with the message below; `reason` is the step's error, for staff."""
+
+    default_detail = "Tenant provisioning failed; it can be retried"
+
+    def __init__(self, reason: str):
+        super().__init__()
+        self.reason = reason
 
 
 class TenantExistsError(ValidationError):

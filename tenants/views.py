@@ -3,16 +3,13 @@ change, suspend, health."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from accounts.permissions import IsPlatformStaff
-from accounts.services import api_validation_error
 from config.api import NOT_FOUND, PAGE_PARAMETERS
-from config.errors import ServiceUnavailable
 from config.openapi import documented_error
 from tenants.api import ApiView
 from tenants.models import Tenant
@@ -26,7 +23,6 @@ from tenants.serializers import (
 )
 from tenants.services import (
     AdminSpec,
-    ProvisioningError,
     provision_tenant,
     tenant_suspend,
     tenant_update,
@@ -70,19 +66,14 @@ class TenantListView(PlatformView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         admin = AdminSpec(**data["admin"]) if data.get("admin") else None
-        try:
-            tenant = provision_tenant(
-                slug=data["slug"],
-                name=data["name"],
-                domains=data["domains"],
-                database_url=data["database_url"],
-                admin=admin,
-                refuse_active=True,
-            )
-        except ValidationError as exc:
-            raise api_validation_error(exc) from exc
-        except ProvisioningError as exc:
-            raise ServiceUnavailable("Tenant provisioning failed; it can be retried") from exc
+        tenant = provision_tenant(
+            slug=data["slug"],
+            name=data["name"],
+            domains=data["domains"],
+            database_url=data["database_url"],
+            admin=admin,
+            refuse_active=True,
+        )
         tenant = _tenant_or_404(tenant.slug)
         return Response(TenantSerializer(tenant).data, status=status.HTTP_201_CREATED)
 
@@ -108,10 +99,7 @@ class TenantDetailView(PlatformView):
         tenant = _tenant_or_404(slug)
         serializer = TenantUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            tenant_update(tenant=tenant, **serializer.validated_data)
-        except ValidationError as exc:
-            raise api_validation_error(exc) from exc
+        tenant_update(tenant=tenant, **serializer.validated_data)
         return Response(TenantSerializer(_tenant_or_404(slug)).data)
 
     @extend_schema(
@@ -122,10 +110,7 @@ class TenantDetailView(PlatformView):
     )
     def delete(self, request, slug: str):
         tenant = _tenant_or_404(slug)
-        try:
-            tenant_suspend(tenant)
-        except ValidationError as exc:
-            raise api_validation_error(exc) from exc
+        tenant_suspend(tenant)
         return Response(TenantSerializer(_tenant_or_404(slug)).data)
 
 

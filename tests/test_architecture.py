@@ -2,10 +2,13 @@
 pyproject.toml), one rule for signing secrets, and settings that refuse what no check
 could report."""
 
+import ast
+import json
 import os
 import shutil
 import subprocess
 import sys
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,47 @@ def test_every_module_of_the_split_packages_has_a_layer(package):
         or (path.is_dir() and (path / "__init__.py").exists())
     }
     assert modules - layered == set()
+
+
+def test_a_services_validation_error_leaves_as_the_envelope_with_details():
+    from django.core.exceptions import ValidationError
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.views import APIView
+
+    class Raising(APIView):
+        authentication_classes = []
+        permission_classes = []
+
+        def get(self, request):
+            raise ValidationError({"slug": ["Tenant 'acme' already exists"]})
+
+    class RaisingMessage(Raising):
+        def get(self, request):
+            raise ValidationError("A tenant must keep at least one admin")
+
+    request = APIRequestFactory().get("/api/x")
+    response = Raising.as_view()(request)
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert json.loads(response.content) == {
+        "status": HTTPStatus.BAD_REQUEST,
+        "error": "Bad Request",
+        "message": "Validation failed",
+        "details": {"slug": ["Tenant 'acme' already exists"]},
+    }
+    body = json.loads(RaisingMessage.as_view()(request).content)
+    assert body["details"] == {"non_field_errors": ["A tenant must keep at least one admin"]}
+
+
+def test_views_never_catch_to_reshape_an_error():
+    """Errors leave through the one exception handler (config.errors): no view catches an
+    exception to raise another in its place."""
+    offenders = []
+    for path in sorted(ROOT.glob("*/views.py")):
+        tree = ast.parse(path.read_text())
+        offenders += [
+            f"{path.relative_to(ROOT)}:{node.lineno}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ExceptHandler)
+            and any(isinstance(inner, ast.Raise) and inner.exc for inner in ast.walk(node))
+        ]
+    assert offenders == []

@@ -56,7 +56,7 @@ class Command(BaseCommand):
         except ProvisioningError as exc:
             raise CommandError(
                 f"Provisioning of '{slug}' failed (status: failed; run the "
-                f"same command again to retry): {exc}"
+                f"same command again to retry): {exc.reason}"
             ) from exc
         hosts = ", ".join(tenant.domains.values_list("domain", flat=True)) or "-"
         self.stdout.write(
