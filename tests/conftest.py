@@ -10,9 +10,7 @@ tenant databases are rolled back. Tests that create their own tenants use
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from pathlib import Path
 from unittest import mock
 
@@ -20,36 +18,21 @@ import pytest
 from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.test import AsyncClient
+from django.test import Client
 from rest_framework.test import APIClient
 
 from tenants import db as tenant_db
 from tenants.models import Tenant
 from tenants.resolution import resolver
 from tenants.services import provision_tenant
+from tests.factories import bearer_for, create_contact, create_staff, create_user
+from tests.helpers import client_for, require_components, use_fresh_cache
 from tests.leak_collector import collector
 
 SESSION_TENANTS = {"acme": "Acme Corp", "globex": "Globex Inc"}
-PASSWORD = "Sup3r-Secret-pw"
-# A contact's fields, in the order API.md's address book shows them (and the CSV header).
-CONTACT_FIELDS = [
-    "id", "name", "email", "phone", "address", "gender", "age", "notes", "created_at",
-    "updated_at",
-]  # fmt: skip
 
 
-# --- components: programs some tests drive (a browser, redis-server) ----------------------
-REQUIRE_ALL_COMPONENTS = "TENANTKIT_REQUIRE_ALL"
-
-
-def needs_component(name: str, *, available: bool, install: str) -> pytest.MarkDecorator:
-    """Marks tests that drive an installed program. Without it they skip, saying how to
-    install it; with TENANTKIT_REQUIRE_ALL=1 (set by .ci/run) they fail instead, so CI
-    cannot pass with a component it did not test. A backend skip (a test of the other
-    database's leg) is not a component and stays a plain skip."""
-    return pytest.mark.needs_component(name=name, available=available, install=install)
-
-
+# --- components: programs some tests drive (tests.helpers.needs_component) ---------------
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
@@ -59,13 +42,7 @@ def pytest_configure(config):
 
 
 def pytest_runtest_setup(item):
-    for marker in item.iter_markers("needs_component"):
-        if marker.kwargs["available"]:
-            continue
-        missing = f"{marker.kwargs['name']} is not installed ({marker.kwargs['install']})"
-        if os.environ.get(REQUIRE_ALL_COMPONENTS) == "1":
-            pytest.fail(f"{missing}; {REQUIRE_ALL_COMPONENTS}=1 makes a missing component fail")
-        pytest.skip(missing)
+    require_components(item)
 
 
 def pytest_collection_modifyitems(items):
@@ -134,16 +111,6 @@ def tenant_databases(django_db_setup, django_db_blocker):
             shutil.rmtree(Path(settings.TENANT_SQLITE_DIR), ignore_errors=True)
 
 
-def use_fresh_cache(settings) -> None:
-    """Point the default cache at a namespace of its own: as after a flush, and so that
-    counters (rate limits, lockouts) never leak between tests or between test runs that
-    share one Redis."""
-    cfg = dict(settings.CACHES["default"])
-    key = "LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"
-    cfg[key] = f"{cfg.get('KEY_PREFIX', '')}t-{uuid.uuid4().hex}"
-    settings.CACHES = {**settings.CACHES, "default": cfg}
-
-
 @pytest.fixture(autouse=True)
 def _own_cache(settings):
     use_fresh_cache(settings)
@@ -191,24 +158,6 @@ def tenant_factory(tenant_databases):
         tenant_db.drop_database(cfg)
 
 
-def client_for(host: str) -> APIClient:
-    return APIClient(HTTP_HOST=host)
-
-
-class HostAsyncClient(AsyncClient):
-    """AsyncClient always sends `host: testserver`; this one sends the tenant's host."""
-
-    def __init__(self, host: str, **defaults):
-        super().__init__(**defaults)
-        self.host = host.encode()
-
-    def _base_scope(self, **request):
-        scope = super()._base_scope(**request)
-        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"host"]
-        scope["headers"].append((b"host", self.host))
-        return scope
-
-
 @pytest.fixture
 def low_rate(settings):
     """A per-IP login rate of 3 a minute, the lockout out of the way."""
@@ -237,34 +186,13 @@ def globex_client(globex) -> APIClient:
 @pytest.fixture
 def make_user():
     """Create a user in a tenant's database (or the main one with tenant=None)."""
-    from accounts.models import User
-    from tenants.context import use_tenant
-
-    def make(tenant, username="alice", *, role=None, password=PASSWORD, **extra):
-        with use_tenant(tenant):
-            user = User.objects.create_user(
-                username, extra.pop("email", f"{username}@example.test"), password, **extra
-            )
-            if role is not None:
-                user.role = role
-                user.save(update_fields=["role"])
-        return user
-
-    return make
+    return create_user
 
 
 @pytest.fixture
 def bearer():
     """`bearer(user, tenant)` -> headers for APIClient calls carrying a fresh access token."""
-    from accounts.tokens import issue_tokens
-    from tenants.context import use_tenant
-
-    def make(user, tenant) -> dict:
-        with use_tenant(tenant):
-            access = issue_tokens(user, tenant)["access"]
-        return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
-
-    return make
+    return bearer_for
 
 
 @pytest.fixture
@@ -284,11 +212,45 @@ def api(acme, ann, bearer):
 @pytest.fixture
 def make_contact():
     """`make_contact(tenant, name, **fields)` creates a contact in that tenant's database."""
-    from addressbook.models import Contact
-    from tenants.context import use_tenant
+    return create_contact
 
-    def make(tenant, name="Someone", **fields):
-        with use_tenant(tenant):
-            return Contact.objects.create(name=name, **fields)
 
-    return make
+@pytest.fixture
+def staff(tenant_databases):
+    """A platform staff account, `root`, with the test password."""
+    return create_staff("root")
+
+
+@pytest.fixture
+def as_staff(staff, acme) -> dict:
+    """Headers carrying a platform token of `staff` (and acme served, to manage)."""
+    return bearer_for(staff, None)
+
+
+@pytest.fixture
+def superuser_client(tenant_databases) -> Client:
+    """A Django test client logged in as a superuser (the admin site's user)."""
+    client = Client()
+    client.force_login(create_staff("superuser", is_superuser=True))
+    return client
+
+
+@pytest.fixture
+def dropped_after(tenant_databases):
+    """Slugs a test provisions through an entry point (a command, the API), not
+    tenant_factory: their databases are dropped afterwards, whatever became of their rows."""
+    slugs: list[str] = []
+    yield slugs
+    for slug in slugs:
+        tenant = Tenant.objects.filter(slug=slug).first() or Tenant(slug=slug)
+        cfg = tenant_db.tenant_database_settings(tenant)
+        tenant_db.unregister_alias(tenant_db.alias_for(slug))
+        tenant_db.drop_database(cfg)
+
+
+@pytest.fixture
+def closed_circuits():
+    """No tenant database is marked as failed before or after the test."""
+    tenant_db._failed_at.clear()
+    yield
+    tenant_db._failed_at.clear()

@@ -16,11 +16,10 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import User
 from tenants.context import use_tenant
-from tests.conftest import PASSWORD, client_for
+from tests.factories import NEW_PASSWORD, PASSWORD, WRONG_PASSWORD, bearer_header
+from tests.helpers import client_for, login, me, tokens_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-NEW_PASSWORD = "An0ther-Secret-pw"
 
 
 @pytest.fixture(autouse=True)
@@ -29,28 +28,8 @@ def _no_secret_in_the_logs(caplog):
     caplog.set_level(logging.DEBUG)
     yield
     text = caplog.text + "\n".join(record.getMessage() for record in caplog.records)
-    for secret in (PASSWORD, NEW_PASSWORD, "Wrong-pass-123", "eyJ", "Bearer "):
+    for secret in (PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, "eyJ", "Bearer "):
         assert secret not in text
-
-
-def login(host: str, username: str, password: str = PASSWORD):
-    return client_for(host).post(
-        "/api/auth/login", {"username_or_email": username, "password": password}, format="json"
-    )
-
-
-def tokens_for(host: str, username: str, password: str = PASSWORD) -> dict:
-    response = login(host, username, password)
-    assert response.status_code == HTTPStatus.OK, response.content
-    return response.json()
-
-
-def auth(access: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
-
-
-def me(host: str, access: str):
-    return client_for(host).get("/api/auth/me", **auth(access))
 
 
 def b64(data: dict) -> str:
@@ -241,7 +220,7 @@ def test_malformed_json_is_400_in_the_envelope(acme):
         "/api/auth/signup", "{not json", content_type="application/json"
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json()["status"] == 400
+    assert response.json()["status"] == HTTPStatus.BAD_REQUEST
 
 
 # --- tenant fields in bodies and query strings --------------------------------------------
@@ -264,7 +243,7 @@ def test_a_mismatching_tenant_field_in_the_body_is_403(acme, globex, field):
     )
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert response.json() == {
-        "status": 403,
+        "status": HTTPStatus.FORBIDDEN,
         "error": "Forbidden",
         "message": "Tenant access denied",
     }
@@ -281,7 +260,7 @@ def test_a_mismatching_tenant_in_the_query_string_is_403_before_authentication(a
 def test_a_matching_tenant_in_the_query_string_is_accepted(acme, make_user):
     make_user(acme, "ann")
     access = tokens_for("acme.test", "ann")["access"]
-    response = client_for("acme.test").get("/api/auth/me?tenant=acme", **auth(access))
+    response = client_for("acme.test").get("/api/auth/me?tenant=acme", **bearer_header(access))
     assert response.status_code == HTTPStatus.OK
 
 
@@ -335,10 +314,10 @@ def test_login_by_email_is_case_insensitive(acme, make_user):
 
 def test_wrong_password_is_401_invalid_credentials(acme, make_user):
     make_user(acme, "ann")
-    response = login("acme.test", "ann", "Wrong-pass-123")
+    response = login("acme.test", "ann", WRONG_PASSWORD)
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json() == {
-        "status": 401,
+        "status": HTTPStatus.UNAUTHORIZED,
         "error": "Unauthorized",
         "message": "Invalid credentials",
     }
@@ -346,8 +325,8 @@ def test_wrong_password_is_401_invalid_credentials(acme, make_user):
 
 def test_unknown_user_gets_the_same_answer_as_a_wrong_password(acme, make_user):
     make_user(acme, "ann")
-    wrong = login("acme.test", "ann", "Wrong-pass-123")
-    unknown = login("acme.test", "nobody", "Wrong-pass-123")
+    wrong = login("acme.test", "ann", WRONG_PASSWORD)
+    unknown = login("acme.test", "nobody", WRONG_PASSWORD)
     assert unknown.status_code == wrong.status_code == HTTPStatus.UNAUTHORIZED
     assert unknown.json() == wrong.json()
 
@@ -408,7 +387,7 @@ def test_me_without_a_header_is_401_missing_authorization_header(acme):
     response = client_for("acme.test").get("/api/auth/me")
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json() == {
-        "status": 401,
+        "status": HTTPStatus.UNAUTHORIZED,
         "error": "Unauthorized",
         "message": "Missing authorization header",
     }
@@ -572,7 +551,10 @@ def test_logout_is_204_and_the_access_token_stops_working(acme, make_user):
     make_user(acme, "ann")
     pair = tokens_for("acme.test", "ann")
     response = client_for("acme.test").post(
-        "/api/auth/logout", {"refresh": pair["refresh"]}, format="json", **auth(pair["access"])
+        "/api/auth/logout",
+        {"refresh": pair["refresh"]},
+        format="json",
+        **bearer_header(pair["access"]),
     )
     assert response.status_code == HTTPStatus.NO_CONTENT
     after = me("acme.test", pair["access"])
@@ -584,7 +566,10 @@ def test_logout_revokes_the_refresh_token(acme, make_user):
     make_user(acme, "ann")
     pair = tokens_for("acme.test", "ann")
     client_for("acme.test").post(
-        "/api/auth/logout", {"refresh": pair["refresh"]}, format="json", **auth(pair["access"])
+        "/api/auth/logout",
+        {"refresh": pair["refresh"]},
+        format="json",
+        **bearer_header(pair["access"]),
     )
     response = refresh_call("acme.test", pair["refresh"])
     assert response.status_code == HTTPStatus.UNAUTHORIZED
@@ -594,7 +579,7 @@ def test_logout_revokes_the_refresh_token(acme, make_user):
 def test_logout_without_a_body_revokes_the_access_token(acme, make_user):
     make_user(acme, "ann")
     pair = tokens_for("acme.test", "ann")
-    response = client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+    response = client_for("acme.test").post("/api/auth/logout", **bearer_header(pair["access"]))
     assert response.status_code == HTTPStatus.NO_CONTENT
     assert me("acme.test", pair["access"]).status_code == HTTPStatus.UNAUTHORIZED
 
@@ -606,10 +591,13 @@ def test_logout_without_a_body_revokes_the_refresh_token_of_the_pair_too(acme, m
     rotated = client.post("/api/auth/refresh", {"refresh": pair["refresh"]}, format="json")
     other = tokens_for("acme.test", "ann")
     new_pair = rotated.json()
-    response = client.post("/api/auth/logout", **auth(new_pair["access"]))
+    response = client.post("/api/auth/logout", **bearer_header(new_pair["access"]))
     assert response.status_code == HTTPStatus.NO_CONTENT
     refused = client.post("/api/auth/refresh", {"refresh": new_pair["refresh"]}, format="json")
-    assert (refused.status_code, refused.json()["message"]) == (401, "Invalid token")
+    assert (refused.status_code, refused.json()["message"]) == (
+        HTTPStatus.UNAUTHORIZED,
+        "Invalid token",
+    )
     kept = client.post("/api/auth/refresh", {"refresh": other["refresh"]}, format="json")
     assert kept.status_code == HTTPStatus.OK
 
@@ -618,7 +606,7 @@ def test_logout_leaves_other_sessions_working(acme, make_user):
     make_user(acme, "ann")
     one = tokens_for("acme.test", "ann")
     two = tokens_for("acme.test", "ann")
-    client_for("acme.test").post("/api/auth/logout", **auth(one["access"]))
+    client_for("acme.test").post("/api/auth/logout", **bearer_header(one["access"]))
     assert me("acme.test", two["access"]).status_code == HTTPStatus.OK
 
 
@@ -634,7 +622,10 @@ def test_logout_cannot_revoke_another_users_refresh_token(acme, make_user):
     ann = tokens_for("acme.test", "ann")
     bob = tokens_for("acme.test", "bob")
     client_for("acme.test").post(
-        "/api/auth/logout", {"refresh": bob["refresh"]}, format="json", **auth(ann["access"])
+        "/api/auth/logout",
+        {"refresh": bob["refresh"]},
+        format="json",
+        **bearer_header(ann["access"]),
     )
     assert refresh_call("acme.test", bob["refresh"]).status_code == HTTPStatus.OK
 
@@ -647,7 +638,7 @@ def change_password(access: str, old: str = PASSWORD, new: str = NEW_PASSWORD):
         "/api/auth/password",
         {"old_password": old, "new_password": new},
         format="json",
-        **auth(access),
+        **bearer_header(access),
     )
 
 
@@ -675,7 +666,7 @@ def test_password_change_takes_effect_for_login(acme, make_user):
 def test_password_change_with_a_wrong_old_password_is_400(acme, make_user):
     make_user(acme, "ann")
     access = tokens_for("acme.test", "ann")["access"]
-    response = change_password(access, old="Wrong-pass-123")
+    response = change_password(access, old=WRONG_PASSWORD)
     assert response.status_code == HTTPStatus.BAD_REQUEST
     assert "old_password" in response.json()["details"]
     assert me("acme.test", access).status_code == HTTPStatus.OK

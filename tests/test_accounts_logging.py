@@ -7,13 +7,10 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.conftest import PASSWORD, client_for
-from tests.test_accounts_auth import auth, tokens_for
+from tests.factories import NEW_PASSWORD, PASSWORD, WRONG_PASSWORD, bearer_header
+from tests.helpers import client_for, tokens_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-NEW_PASSWORD = "An0ther-Secret-pw"
-WRONG = "Wr0ng-Secret-pw"
 
 
 def accounts_lines(caplog) -> list[str]:
@@ -26,7 +23,7 @@ def test_auth_flow_logs_each_event_with_tenant_and_user_and_no_secret(
     settings.LOGIN_LOCKOUT_THRESHOLD = 2
     ann = make_user(acme, "ann")
     client = client_for("acme.test")
-    secrets = [PASSWORD, NEW_PASSWORD, WRONG]
+    secrets = [PASSWORD, NEW_PASSWORD, WRONG_PASSWORD]
     with caplog.at_level(logging.DEBUG):
         first = tokens_for("acme.test", "ann")
         refreshed = client.post(
@@ -36,7 +33,7 @@ def test_auth_flow_logs_each_event_with_tenant_and_user_and_no_secret(
             "/api/auth/password",
             {"old_password": PASSWORD, "new_password": NEW_PASSWORD},
             format="json",
-            **auth(refreshed["access"]),
+            **bearer_header(refreshed["access"]),
         ).json()
         client.post(
             "/api/auth/logout",
@@ -46,10 +43,14 @@ def test_auth_flow_logs_each_event_with_tenant_and_user_and_no_secret(
         )
         for _ in range(2):
             client.post(
-                "/api/auth/login", {"username_or_email": "ann", "password": WRONG}, format="json"
+                "/api/auth/login",
+                {"username_or_email": "ann", "password": WRONG_PASSWORD},
+                format="json",
             )
         locked = client.post(
-            "/api/auth/login", {"username_or_email": "ann", "password": WRONG}, format="json"
+            "/api/auth/login",
+            {"username_or_email": "ann", "password": WRONG_PASSWORD},
+            format="json",
         )
     assert locked.status_code == HTTPStatus.TOO_MANY_REQUESTS
     secrets += [t[k] for t in (first, refreshed, changed) for k in ("access", "refresh")]

@@ -17,8 +17,8 @@ from accounts.selectors import token_is_revoked
 from accounts.services import token_revoke
 from accounts.tokens import issue_tokens, issued_before
 from tenants.context import use_tenant
-from tests.conftest import client_for, use_fresh_cache
-from tests.test_accounts_auth import auth, me, tokens_for
+from tests.factories import bearer_header
+from tests.helpers import client_for, me, tokens_for, use_fresh_cache
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -54,7 +54,7 @@ def test_a_token_without_the_precise_claim_counts_from_the_start_of_its_second(a
 def test_logout_is_recorded_in_the_tenants_database(acme, make_user):
     make_user(acme, "ann")
     pair = tokens_for("acme.test", "ann")
-    client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+    client_for("acme.test").post("/api/auth/logout", **bearer_header(pair["access"]))
     with use_tenant(acme):
         # The access token and the refresh token it was issued with.
         rows = list(RevokedToken.objects.all())
@@ -66,7 +66,7 @@ def test_logout_is_recorded_in_the_tenants_database(acme, make_user):
 def test_flushing_the_cache_never_brings_a_revoked_token_back(acme, make_user, settings):
     make_user(acme, "ann")
     pair = tokens_for("acme.test", "ann")
-    client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+    client_for("acme.test").post("/api/auth/logout", **bearer_header(pair["access"]))
     use_fresh_cache(settings)  # an empty cache, as after a flush or a Redis restart
     response = me("acme.test", pair["access"])
     assert response.status_code == HTTPStatus.UNAUTHORIZED
@@ -94,7 +94,7 @@ def test_a_revocation_overrides_a_cached_not_revoked_answer(acme, make_user):
     make_user(acme, "ann")
     pair = tokens_for("acme.test", "ann")
     assert me("acme.test", pair["access"]).status_code == HTTPStatus.OK  # caches "not revoked"
-    client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+    client_for("acme.test").post("/api/auth/logout", **bearer_header(pair["access"]))
     assert me("acme.test", pair["access"]).status_code == HTTPStatus.UNAUTHORIZED
 
 
@@ -103,7 +103,7 @@ def test_a_revocation_in_one_tenant_does_not_touch_the_other(acme, globex, make_
     make_user(globex, "ann")
     acme_pair = tokens_for("acme.test", "ann")
     globex_pair = tokens_for("globex.test", "ann")
-    client_for("acme.test").post("/api/auth/logout", **auth(acme_pair["access"]))
+    client_for("acme.test").post("/api/auth/logout", **bearer_header(acme_pair["access"]))
     assert me("globex.test", globex_pair["access"]).status_code == HTTPStatus.OK
     with use_tenant(globex):
         assert not RevokedToken.objects.exists()
@@ -135,7 +135,7 @@ def test_a_cache_outage_falls_back_to_the_database(acme, make_user, monkeypatch)
 
     make_user(acme, "ann")
     pair = tokens_for("acme.test", "ann")
-    client_for("acme.test").post("/api/auth/logout", **auth(pair["access"]))
+    client_for("acme.test").post("/api/auth/logout", **bearer_header(pair["access"]))
 
     class Down:
         def __getattr__(self, name):

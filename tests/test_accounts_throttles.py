@@ -9,30 +9,25 @@ import pytest
 
 from accounts import throttles
 from config import ratelimit
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD, WRONG_PASSWORD
+from tests.helpers import client_for
+from tests.helpers import login as tenant_login
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
-WRONG = "Wrong-pass-123"
-
 
 def login(username: str, password: str = PASSWORD, *, ip: str = "203.0.113.7", host="acme.test"):
-    return client_for(host).post(
-        "/api/auth/login",
-        {"username_or_email": username, "password": password},
-        format="json",
-        REMOTE_ADDR=ip,
-    )
+    return tenant_login(host, username, password, REMOTE_ADDR=ip)
 
 
 def test_per_ip_rate_limit_is_429_with_retry_after(acme, make_user, low_rate):
     make_user(acme, "ann")
     for _ in range(3):
-        assert login("ann", WRONG).status_code == HTTPStatus.UNAUTHORIZED
+        assert login("ann", WRONG_PASSWORD).status_code == HTTPStatus.UNAUTHORIZED
     response = login("ann", PASSWORD)
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert response.json() == {
-        "status": 429,
+        "status": HTTPStatus.TOO_MANY_REQUESTS,
         "error": "Too Many Requests",
         "message": "Too many requests",
     }
@@ -44,14 +39,14 @@ def test_per_ip_rate_limit_counts_every_attempt_on_every_account(acme, make_user
     make_user(acme, "bob")
     assert login("ann").status_code == HTTPStatus.OK
     assert login("bob").status_code == HTTPStatus.OK
-    assert login("nobody", WRONG).status_code == HTTPStatus.UNAUTHORIZED
+    assert login("nobody", WRONG_PASSWORD).status_code == HTTPStatus.UNAUTHORIZED
     assert login("bob").status_code == HTTPStatus.TOO_MANY_REQUESTS
 
 
 def test_per_ip_rate_limit_leaves_other_addresses_alone(acme, make_user, low_rate):
     make_user(acme, "ann")
     for _ in range(4):
-        login("ann", WRONG, ip="203.0.113.7")
+        login("ann", WRONG_PASSWORD, ip="203.0.113.7")
     assert login("ann", ip="198.51.100.9").status_code == HTTPStatus.OK
 
 
@@ -60,7 +55,7 @@ def test_per_ip_rate_limit_resets_in_the_next_minute(acme, make_user, low_rate, 
     start = time.time()
     monkeypatch.setattr(ratelimit, "_now", lambda: start)
     for _ in range(4):
-        login("ann", WRONG)
+        login("ann", WRONG_PASSWORD)
     assert login("ann").status_code == HTTPStatus.TOO_MANY_REQUESTS
     monkeypatch.setattr(ratelimit, "_now", lambda: start + 61)
     assert login("ann").status_code == HTTPStatus.OK
@@ -71,7 +66,7 @@ def test_account_locks_after_the_threshold_even_for_the_right_password(
 ):
     make_user(acme, "ann")
     for _ in range(3):
-        assert login("ann", WRONG).status_code == HTTPStatus.UNAUTHORIZED
+        assert login("ann", WRONG_PASSWORD).status_code == HTTPStatus.UNAUTHORIZED
     response = login("ann", PASSWORD, ip="198.51.100.9")  # another address: still locked
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS
     assert response.json()["message"] == "Too many requests"
@@ -82,7 +77,7 @@ def test_lockout_of_one_account_leaves_others_alone(acme, make_user, low_lockout
     make_user(acme, "ann")
     make_user(acme, "bob")
     for _ in range(3):
-        login("ann", WRONG)
+        login("ann", WRONG_PASSWORD)
     assert login("bob").status_code == HTTPStatus.OK
 
 
@@ -90,14 +85,14 @@ def test_lockout_is_per_tenant(acme, globex, make_user, low_lockout):
     make_user(acme, "ann")
     make_user(globex, "ann")
     for _ in range(3):
-        login("ann", WRONG)
+        login("ann", WRONG_PASSWORD)
     assert login("ann", host="globex.test").status_code == HTTPStatus.OK
 
 
 def test_unknown_accounts_lock_the_same_way(acme, low_lockout):
     for _ in range(3):
-        assert login("nobody", WRONG).status_code == HTTPStatus.UNAUTHORIZED
-    assert login("nobody", WRONG).status_code == HTTPStatus.TOO_MANY_REQUESTS
+        assert login("nobody", WRONG_PASSWORD).status_code == HTTPStatus.UNAUTHORIZED
+    assert login("nobody", WRONG_PASSWORD).status_code == HTTPStatus.TOO_MANY_REQUESTS
 
 
 def test_lockout_expires_by_itself(acme, make_user, low_lockout, monkeypatch):
@@ -105,7 +100,7 @@ def test_lockout_expires_by_itself(acme, make_user, low_lockout, monkeypatch):
     start = time.time()
     monkeypatch.setattr(throttles, "_now", lambda: start)
     for _ in range(3):
-        login("ann", WRONG)
+        login("ann", WRONG_PASSWORD)
     assert login("ann").status_code == HTTPStatus.TOO_MANY_REQUESTS
     monkeypatch.setattr(throttles, "_now", lambda: start + 600)
     response = login("ann")
@@ -117,11 +112,11 @@ def test_lockout_expires_by_itself(acme, make_user, low_lockout, monkeypatch):
 
 def test_a_successful_login_clears_earlier_failures(acme, make_user, low_lockout):
     make_user(acme, "ann")
-    login("ann", WRONG)
-    login("ann", WRONG)
+    login("ann", WRONG_PASSWORD)
+    login("ann", WRONG_PASSWORD)
     assert login("ann").status_code == HTTPStatus.OK
-    login("ann", WRONG)
-    login("ann", WRONG)
+    login("ann", WRONG_PASSWORD)
+    login("ann", WRONG_PASSWORD)
     assert login("ann").status_code == HTTPStatus.OK
 
 
@@ -133,7 +128,7 @@ def test_a_successful_login_with_no_failures_counted_clears_nothing(
     monkeypatch.setattr(throttles, "reset_login_failures", lambda **kw: cleared.append(kw))
     assert login("ann").status_code == HTTPStatus.OK
     assert cleared == []
-    login("ann", WRONG)
+    login("ann", WRONG_PASSWORD)
     assert login("ann").status_code == HTTPStatus.OK
     assert cleared == [{"scope": "acme", "identifier": f"user:{ann.pk}"}]
 
@@ -142,7 +137,7 @@ def test_a_cache_outage_during_the_lockout_check_still_clears_failures_after_a_l
     acme, make_user, low_lockout, monkeypatch
 ):
     ann = make_user(acme, "ann")
-    login("ann", WRONG)
+    login("ann", WRONG_PASSWORD)
     real_state = throttles._lock_state
 
     def unavailable(**kwargs):
@@ -177,8 +172,8 @@ def test_lockout_uses_the_default_settings(acme, make_user, settings):
     assert settings.LOGIN_LOCKOUT_WINDOW == 900
     make_user(acme, "ann")
     for _ in range(9):
-        login("ann", WRONG)
-    assert login("ann", WRONG).status_code == HTTPStatus.UNAUTHORIZED  # the 10th failure
+        login("ann", WRONG_PASSWORD)
+    assert login("ann", WRONG_PASSWORD).status_code == HTTPStatus.UNAUTHORIZED  # the 10th failure
     assert login("ann").status_code == HTTPStatus.TOO_MANY_REQUESTS
 
 
@@ -186,12 +181,12 @@ def test_platform_login_is_throttled_too(acme, low_rate):
     for _ in range(3):
         client_for("acme.test").post(
             "/api/platform/auth/login",
-            {"username_or_email": "root", "password": WRONG},
+            {"username_or_email": "root", "password": WRONG_PASSWORD},
             format="json",
         )
     response = client_for("acme.test").post(
         "/api/platform/auth/login",
-        {"username_or_email": "root", "password": WRONG},
+        {"username_or_email": "root", "password": WRONG_PASSWORD},
         format="json",
     )
     assert response.status_code == HTTPStatus.TOO_MANY_REQUESTS

@@ -9,8 +9,8 @@ import pytest
 
 from accounts.models import User
 from tenants.context import use_tenant
-from tests.conftest import PASSWORD, client_for
-from tests.test_accounts_auth import me, tokens_for
+from tests.factories import PASSWORD
+from tests.helpers import client_for, me, tokens_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -68,7 +68,7 @@ def test_member_gets_403_on_every_users_endpoint(acme, member, bearer):
         client.delete(f"/api/users/{member.pk}", **headers),
     ]
     assert [c.status_code for c in calls] == [HTTPStatus.FORBIDDEN] * 5
-    assert calls[0].json()["status"] == 403
+    assert calls[0].json()["status"] == HTTPStatus.FORBIDDEN
 
 
 def test_users_api_without_a_token_is_401(acme):
@@ -207,7 +207,7 @@ def test_demoting_the_last_active_admin_is_409(acme, admin, member, as_admin):
     )
     assert response.status_code == HTTPStatus.CONFLICT
     assert response.json() == {
-        "status": 409,
+        "status": HTTPStatus.CONFLICT,
         "error": "Conflict",
         "message": "A tenant must keep at least one admin",
     }
@@ -241,7 +241,9 @@ def test_an_admin_may_step_down_when_another_admin_remains(acme, admin, make_use
     )
     assert response.status_code == HTTPStatus.OK
     # The step-down revoked the token that made the call.
-    assert client_for("acme.test").get("/api/users", **as_admin).status_code == 401
+    assert (
+        client_for("acme.test").get("/api/users", **as_admin).status_code == HTTPStatus.UNAUTHORIZED
+    )
 
 
 def test_a_mismatching_tenant_query_is_403_on_users(acme, globex, admin, as_admin):

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from addressbook.models import Contact
 from addressbook.services import contact_update
 from tenants.context import use_tenant
-from tests.conftest import CONTACT_FIELDS, client_for
+from tests.helpers import CONTACT_FIELDS, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -116,7 +116,11 @@ def test_delete_answers_204_and_the_contact_is_gone(api, acme, make_contact):
 def test_unknown_id_is_404_in_the_envelope(api, method):
     response = getattr(api, method)(f"{URL}/424242", {"name": "X"}, format="json")
     assert response.status_code == HTTPStatus.NOT_FOUND
-    assert response.json() == {"status": 404, "error": "Not Found", "message": "Not found"}
+    assert response.json() == {
+        "status": HTTPStatus.NOT_FOUND,
+        "error": "Not Found",
+        "message": "Not found",
+    }
 
 
 def test_an_id_beyond_64_bits_is_404(api):
@@ -218,7 +222,7 @@ def test_invalid_values_are_400_with_a_message_for_the_field(api, field, value):
     response = api.post(URL, data, format="json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
     body = response.json()
-    assert body["status"] == 400
+    assert body["status"] == HTTPStatus.BAD_REQUEST
     assert body["error"] == "Bad Request"
     assert body["message"] == "Validation failed"
     assert list(body["details"]) == [field]
@@ -250,14 +254,18 @@ def test_a_lone_surrogate_is_400_not_500(api):
 def test_malformed_json_is_400_in_the_envelope(api):
     response = api.post(URL, '{"name": ', content_type="application/json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json() == {"status": 400, "error": "Bad Request", "message": "Malformed JSON"}
+    assert response.json() == {
+        "status": HTTPStatus.BAD_REQUEST,
+        "error": "Bad Request",
+        "message": "Malformed JSON",
+    }
 
 
 @pytest.mark.parametrize("body", ["[]", '[{"name": "A"}]', '"text"', "42", "null", "true"])
 def test_a_body_that_is_not_an_object_is_400(api, body):
     response = api.post(URL, body, content_type="application/json")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json()["status"] == 400
+    assert response.json()["status"] == HTTPStatus.BAD_REQUEST
 
 
 def test_database_constraints_mirror_the_validation(acme):
@@ -282,7 +290,7 @@ def test_another_tenant_in_the_body_is_403(api, field):
     response = api.post(URL, {"name": "Ivy", field: "globex"}, format="json")
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert response.json() == {
-        "status": 403,
+        "status": HTTPStatus.FORBIDDEN,
         "error": "Forbidden",
         "message": "Tenant access denied",
     }
@@ -364,7 +372,10 @@ def test_every_member_may_read_and_write(acme, make_user, bearer):
     created = client.post(URL, {"name": "Shared"}, format="json", **bearer(admin, acme))
     assert created.status_code == HTTPStatus.CREATED
     path = f"{URL}/{created.json()['id']}"
-    assert client.patch(path, {"age": 5}, format="json", **bearer(member, acme)).status_code == 200
+    assert (
+        client.patch(path, {"age": 5}, format="json", **bearer(member, acme)).status_code
+        == HTTPStatus.OK
+    )
     assert client.delete(path, **bearer(member, acme)).status_code == HTTPStatus.NO_CONTENT
 
 
@@ -626,7 +637,7 @@ def test_a_bad_cursor_is_400(api, cursor):
 def test_garbage_query_parameters_are_400_never_500(api, people, query):
     response = api.get(f"{URL}?{query}")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json()["status"] == 400
+    assert response.json()["status"] == HTTPStatus.BAD_REQUEST
 
 
 @pytest.mark.parametrize(
@@ -664,14 +675,18 @@ def test_garbage_bodies_are_4xx_never_500(api, acme, make_contact, body):
     contact = make_contact(acme, "Target")
     for method, path in (("post", URL), ("put", f"{URL}/{contact.pk}")):
         response = getattr(api, method)(path, body, content_type="application/json")
-        assert 400 <= response.status_code < 500, (method, body, response.content)
+        assert HTTPStatus.BAD_REQUEST <= response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR, (
+            method,
+            body,
+            response.content,
+        )
         assert response.json()["status"] == response.status_code
 
 
 def test_a_non_json_content_type_is_415(api):
     response = api.post(URL, "name=A", content_type="application/x-www-form-urlencoded")
     assert response.status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-    assert response.json()["status"] == 415
+    assert response.json()["status"] == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
 
 
 def test_updating_a_contact_deleted_meanwhile_is_404(acme, make_contact):

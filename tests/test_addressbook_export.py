@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from addressbook import exports, selectors
 from addressbook.models import Contact
 from tenants.context import use_tenant
-from tests.conftest import CONTACT_FIELDS
+from tests.helpers import CONTACT_FIELDS
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

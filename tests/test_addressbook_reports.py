@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from addressbook import selectors
 from addressbook.models import Contact
 from tenants.context import use_tenant
-from tests.conftest import CONTACT_FIELDS, HostAsyncClient, client_for
+from tests.helpers import CONTACT_FIELDS, HostAsyncClient, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -157,7 +157,7 @@ def test_export_is_streamed_chunk_by_chunk_under_asgi(acme, ann, bearer, make_co
 def test_an_unknown_or_missing_export_format_is_400(api, query):
     response = api.get(f"{URL}/export?{query}")
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json()["status"] == 400
+    assert response.json()["status"] == HTTPStatus.BAD_REQUEST
     assert response.json()["message"] == "Validation failed"
 
 

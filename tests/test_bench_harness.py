@@ -20,7 +20,7 @@ from bench.report import (
     render_markdown,
     summarize,
 )
-from tests.conftest import needs_component
+from tests.helpers import needs_component
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:18100/api/address-book
   1 threads and 32 connections

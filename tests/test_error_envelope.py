@@ -4,7 +4,7 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.conftest import client_for
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -13,7 +13,11 @@ def test_unknown_api_path_is_a_json_404_even_with_debug(acme, settings):
     settings.DEBUG = True
     response = client_for("acme.test").get("/api/no-such-endpoint")
     assert response.status_code == HTTPStatus.NOT_FOUND
-    assert response.json() == {"status": 404, "error": "Not Found", "message": "Not found"}
+    assert response.json() == {
+        "status": HTTPStatus.NOT_FOUND,
+        "error": "Not Found",
+        "message": "Not found",
+    }
 
 
 def test_platform_api_unknown_path_is_a_json_404(acme):

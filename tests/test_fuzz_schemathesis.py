@@ -11,6 +11,8 @@ databases or take the session tenants away); they are covered by tests/test_plat
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 import pytest
 import schemathesis
 from django.core import signals
@@ -66,7 +68,7 @@ RULES_BEYOND_THE_SCHEMA = {
 
 def refused_by_rules_beyond_the_schema(case, response) -> bool:
     """True for a schema-valid request answered 400 only for rules listed above."""
-    if response.status_code != 400 or case.meta is None:
+    if response.status_code != HTTPStatus.BAD_REQUEST or case.meta is None:
         return False
     if not case.meta.generation.mode.is_positive:
         return False

@@ -9,37 +9,29 @@ import inspect
 import io
 import json
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
-from django.conf import settings as django_settings
 from django.core.asgi import get_asgi_application
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.models import RevokedToken, User
+from accounts.models import RevokedToken
 from accounts.tokens import issue_tokens
 from config.network import client_address, scope_client_ip
 from tenants.context import use_tenant
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD, WRONG_PASSWORD, bearer_header, create_staff
+from tests.helpers import BASE_DIR, client_for, platform_login
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
-WRONG = "Wrong-pass-123"
 PROXY = "192.0.2.10"
-BASE_DIR = Path(django_settings.BASE_DIR)
 
 
 @pytest.fixture
 def behind_proxy(settings):
     settings.TRUSTED_PROXY_IPS = ["192.0.2.0/24"]
-
-
-@pytest.fixture
-def staff(tenant_databases):
-    return User.objects.create_user("root", "root@example.test", PASSWORD, is_staff=True)
 
 
 # --- the client address -------------------------------------------------------------------
@@ -130,7 +122,7 @@ def test_rotating_the_first_hop_does_not_escape_the_login_throttle(
         )
 
     for n in range(3):
-        assert attempt(n, WRONG).status_code == HTTPStatus.UNAUTHORIZED
+        assert attempt(n, WRONG_PASSWORD).status_code == HTTPStatus.UNAUTHORIZED
     assert attempt(3, PASSWORD).status_code == HTTPStatus.TOO_MANY_REQUESTS
 
 
@@ -236,7 +228,7 @@ def tenant_account(request):
 
 def platform_account(request):
     request.getfixturevalue("tenant_databases")
-    return User.objects.create_user("root", "root@platform.example", PASSWORD, is_staff=True)
+    return create_staff("root", email="root@platform.example")
 
 
 # Every URL whose view checks a password, with how to try it and whose account it is.
@@ -286,7 +278,7 @@ def test_every_login_path_is_throttled_per_ip(request, route, low_rate):
     attempt, make_account = LOGIN_PATHS[route]
     account = make_account(request)
     for _ in range(3):
-        assert attempt(account.username, WRONG, "203.0.113.7") == "refused"
+        assert attempt(account.username, WRONG_PASSWORD, "203.0.113.7") == "refused"
     assert attempt(account.username, PASSWORD, "203.0.113.7") == "throttled"
     assert attempt(account.username, PASSWORD, "198.51.100.9") == "ok"
 
@@ -297,9 +289,9 @@ def test_every_login_path_locks_out_the_account_whichever_identifier_is_used(
 ):
     attempt, make_account = LOGIN_PATHS[route]
     account = make_account(request)
-    assert attempt(account.username, WRONG, "203.0.113.1") == "refused"
-    assert attempt(account.email, WRONG, "203.0.113.2") == "refused"
-    assert attempt(account.email.upper(), WRONG, "203.0.113.3") == "refused"
+    assert attempt(account.username, WRONG_PASSWORD, "203.0.113.1") == "refused"
+    assert attempt(account.email, WRONG_PASSWORD, "203.0.113.2") == "refused"
+    assert attempt(account.email.upper(), WRONG_PASSWORD, "203.0.113.3") == "refused"
     assert attempt(account.username, PASSWORD, "198.51.100.4") == "throttled"
     assert attempt(account.email, PASSWORD, "198.51.100.5") == "throttled"
 
@@ -312,31 +304,31 @@ def test_every_login_path_answers_unknown_names_as_it_answers_known_ones(
     account = make_account(request)
     for identifier in (account.username, "nobody-at-all"):
         for _ in range(3):
-            assert attempt(identifier, WRONG, "203.0.113.9") == "refused"
-        assert attempt(identifier, WRONG, "203.0.113.9") == "throttled"
+            assert attempt(identifier, WRONG_PASSWORD, "203.0.113.9") == "refused"
+        assert attempt(identifier, WRONG_PASSWORD, "203.0.113.9") == "throttled"
 
 
 def test_the_login_paths_share_one_per_ip_throttle(acme, make_user, low_rate, staff):
     make_user(acme, "ann")
     tenant_login = LOGIN_PATHS["api/auth/login"][0]
     platform_login = LOGIN_PATHS["api/platform/auth/login"][0]
-    assert tenant_login("ann", WRONG, "203.0.113.7") == "refused"
-    assert platform_login("root", WRONG, "203.0.113.7") == "refused"
-    assert admin_login("root", WRONG, "203.0.113.7") == "refused"
+    assert tenant_login("ann", WRONG_PASSWORD, "203.0.113.7") == "refused"
+    assert platform_login("root", WRONG_PASSWORD, "203.0.113.7") == "refused"
+    assert admin_login("root", WRONG_PASSWORD, "203.0.113.7") == "refused"
     assert admin_login("root", PASSWORD, "203.0.113.7") == "throttled"
 
 
 def test_admin_and_platform_api_share_the_lockout_of_a_staff_account(staff, low_lockout):
     platform_login = LOGIN_PATHS["api/platform/auth/login"][0]
     for ip in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
-        assert admin_login("root", WRONG, ip) == "refused"
+        assert admin_login("root", WRONG_PASSWORD, ip) == "refused"
     assert platform_login("root", PASSWORD, "198.51.100.4") == "throttled"
 
 
 def test_admin_login_after_25_wrong_passwords_does_not_log_in(staff, settings):
     assert settings.LOGIN_RATE_LIMIT_PER_MINUTE == 20
     assert settings.LOGIN_LOCKOUT_THRESHOLD == 10
-    outcomes = [admin_login("root", WRONG, "203.0.113.7") for _ in range(25)]
+    outcomes = [admin_login("root", WRONG_PASSWORD, "203.0.113.7") for _ in range(25)]
     assert outcomes[:10] == ["refused"] * 10
     assert set(outcomes[10:]) == {"throttled"}
     assert admin_login("root", PASSWORD, "203.0.113.7") == "throttled"
@@ -349,24 +341,16 @@ def test_tenant_lockout_by_username_holds_for_the_email_too(acme, make_user, set
     make_user(acme, "ann", email="ann@acme.example")
     tenant_login = LOGIN_PATHS["api/auth/login"][0]
     for _ in range(10):
-        assert tenant_login("ann", WRONG, "203.0.113.7") == "refused"
+        assert tenant_login("ann", WRONG_PASSWORD, "203.0.113.7") == "refused"
     assert tenant_login("ann@acme.example", PASSWORD, "198.51.100.9") == "throttled"
-    assert tenant_login("ANN@acme.example", WRONG, "198.51.100.9") == "throttled"
+    assert tenant_login("ANN@acme.example", WRONG_PASSWORD, "198.51.100.9") == "throttled"
 
 
 # --- platform token lifecycle -------------------------------------------------------------
 def platform_pair(host="acme.test") -> dict:
-    response = client_for(host).post(
-        "/api/platform/auth/login",
-        {"username_or_email": "root", "password": PASSWORD},
-        format="json",
-    )
+    response = platform_login("root", host=host)
     assert response.status_code == HTTPStatus.OK
     return response.json()
-
-
-def bearer_header(access: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
 
 
 def platform_get(access: str):
@@ -425,7 +409,7 @@ def test_platform_password_change_with_a_wrong_old_password_is_400(staff, acme):
     pair = platform_pair()
     response = client_for("acme.test").post(
         "/api/platform/auth/password",
-        {"old_password": WRONG, "new_password": "N3w-Staff-pass!"},
+        {"old_password": WRONG_PASSWORD, "new_password": "N3w-Staff-pass!"},
         format="json",
         **bearer_header(pair["access"]),
     )
@@ -509,7 +493,7 @@ def test_a_chunked_body_over_the_limit_is_413_on_wsgi(api, settings):
     response = _wsgi_chunked(api, _contact_body(5000))
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     assert response.json() == {
-        "status": 413,
+        "status": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         "error": "Content Too Large",
         "message": "Request body too large (limit 1000 bytes)",
     }
@@ -613,7 +597,7 @@ def test_guessing_the_old_password_locks_the_account_out(
         ).status_code
         for n in range(4)
     ]
-    assert answers == [400, 400, 400, 429]
+    assert answers == [HTTPStatus.BAD_REQUEST] * 3 + [HTTPStatus.TOO_MANY_REQUESTS]
     right = client.post(
         path, {"old_password": PASSWORD, "new_password": "N3w-Pass-word"}, format="json"
     )

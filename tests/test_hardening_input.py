@@ -31,7 +31,8 @@ from addressbook.pagination import encode_cursor
 from config import metrics
 from tenants.models import Tenant
 from tenants.validators import validate_domain, validate_slug
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -385,7 +386,11 @@ def test_pathological_json_is_a_400_in_the_envelope(api, label, body):
         label, lambda: api.generic("POST", URL, body, content_type="application/json")
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json() == {"status": 400, "error": "Bad Request", "message": "Malformed JSON"}
+    assert response.json() == {
+        "status": HTTPStatus.BAD_REQUEST,
+        "error": "Bad Request",
+        "message": "Malformed JSON",
+    }
 
 
 @pytest.mark.parametrize(

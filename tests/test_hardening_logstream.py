@@ -5,12 +5,10 @@ attributed, and platform staff only from ADMIN_ALLOWED_IPS."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import logging.config
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http import HTTPStatus
@@ -25,7 +23,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts import services as account_services
-from accounts.tokens import ISSUED_AT_US_CLAIM, TENANT_CLAIM, issue_tokens
+from accounts.tokens import ISSUED_AT_US_CLAIM, TENANT_CLAIM
 from config.asgi import application
 from logstream import fanout
 from logstream.consumers import parse_batch
@@ -34,71 +32,26 @@ from logstream.formatters import JsonLinesFormatter
 from logstream.routing import websocket_urlpatterns
 from tenants.context import use_tenant
 from tenants.services import tenant_suspend
-from tests.conftest import PASSWORD, HostAsyncClient, client_for
+from tests.factories import PASSWORD, access_token
+from tests.helpers import (
+    HostAsyncClient,
+    client_for,
+    close_code_within,
+    frames_until,
+    log_in,
+    marker,
+    open_stream,
+    ws_bearer_header,
+)
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
-FRAME_TIMEOUT = 5
 RECHECK_SECONDS = 0.2  # the tests' recheck interval (default: WS_AUTH_RECHECK_SECONDS)
 CLOSE_DEADLINE = 5.0  # seconds, at that interval (the contract's 10 s at the default)
 CREDENTIALS_ENDED = 4401
 WS_PATHS = [f"/{pattern.pattern}" for pattern in websocket_urlpatterns]
 FORGED = "\n[2026-01-01 00:00:00.000] INFO [accounts.services] User root logged in"
 CONTROL_CHARACTERS = ["\n", "\r", "\x1b", "\x00", "\x7f", "\x85", "\u2028", "\u2029", "\u202e"]
-
-
-# --- helpers ------------------------------------------------------------------------------
-def marker() -> str:
-    return f"m-{uuid.uuid4().hex}"
-
-
-def token_for(user, tenant) -> str:
-    with use_tenant(tenant):
-        return issue_tokens(user, tenant)["access"]
-
-
-def log_in(tenant, message: str, *, name="addressbook.tests", level=logging.INFO, **kwargs):
-    with use_tenant(tenant):
-        logging.getLogger(name).log(level, message, **kwargs)
-
-
-async def open_stream(
-    *, host="acme.test", path="/api/ws/logs", query="", headers=(), client=None
-) -> tuple[WebsocketCommunicator, bool]:
-    target = f"{path}?{query}" if query else path
-    communicator = WebsocketCommunicator(
-        application, target, headers=[(b"host", host.encode()), *headers]
-    )
-    if client is not None:
-        communicator.scope["client"] = (client, 50000)
-    connected, _ = await communicator.connect(timeout=FRAME_TIMEOUT)
-    return communicator, connected
-
-
-def bearer_header(token: str) -> list[tuple[bytes, bytes]]:
-    return [(b"authorization", f"Bearer {token}".encode())]
-
-
-async def frames_until(communicator, needle: str, *, timeout=FRAME_TIMEOUT) -> list[str]:
-    frames = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frames.append(await communicator.receive_from(timeout=timeout))
-            if needle in frames[-1]:
-                return frames
-
-
-async def close_code_within(communicator, seconds: float) -> int | None:
-    """The close code the server sends within `seconds` (frames before it are skipped);
-    None if the socket is still open then."""
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                message = await communicator.receive_output(timeout=seconds)
-                if message["type"] == "websocket.close":
-                    return message.get("code")
-    except TimeoutError:
-        return None
 
 
 @pytest.fixture
@@ -213,18 +166,18 @@ def stream_for(acme, make_user, tenant_factory):
         if kind == "suspendable tenant token":
             tenant = tenant_factory("h3-suspend")
             user = make_user(tenant, "sam")
-            token = token_for(user, tenant)
-            return Stream("h3-suspend.test", bearer_header(token), tenant, user, token)
+            token = access_token(user, tenant)
+            return Stream("h3-suspend.test", ws_bearer_header(token), tenant, user, token)
         if kind.endswith("tenant token"):
             user = make_user(acme, "tess")
             token = _short_lived_token(user, acme, 1.5) if kind.startswith("short") else None
-            token = token or token_for(user, acme)
-            return Stream("acme.test", bearer_header(token), acme, user, token)
+            token = token or access_token(user, acme)
+            return Stream("acme.test", ws_bearer_header(token), acme, user, token)
         staff = make_user(None, "opsy", is_staff=True)
         if kind.endswith("platform token"):
             token = _short_lived_token(staff, None, 1.5) if kind.startswith("short") else None
-            token = token or token_for(staff, None)
-            return Stream("acme.test", bearer_header(token), None, staff, token)
+            token = token or access_token(staff, None)
+            return Stream("acme.test", ws_bearer_header(token), None, staff, token)
         client = Client()
         client.force_login(staff)
         cookie = (
@@ -261,8 +214,8 @@ async def test_every_log_stream_route_rechecks_its_credentials(
     path, acme, make_user, quick_recheck
 ):
     user = await database_sync_to_async(make_user)(acme, "dora")
-    token = await database_sync_to_async(token_for)(user, acme)
-    communicator, connected = await open_stream(path=path, headers=bearer_header(token))
+    token = await database_sync_to_async(access_token)(user, acme)
+    communicator, connected = await open_stream(path=path, headers=ws_bearer_header(token))
     assert connected
     await database_sync_to_async(_deactivate)(Stream("acme.test", [], acme, user, token))
     assert await close_code_within(communicator, CLOSE_DEADLINE) == CREDENTIALS_ENDED
@@ -273,8 +226,8 @@ async def test_stream_with_valid_credentials_stays_open_across_rechecks(
     acme, make_user, quick_recheck
 ):
     user = await database_sync_to_async(make_user)(acme, "vera")
-    token = await database_sync_to_async(token_for)(user, acme)
-    communicator, connected = await open_stream(headers=bearer_header(token))
+    token = await database_sync_to_async(access_token)(user, acme)
+    communicator, connected = await open_stream(headers=ws_bearer_header(token))
     assert connected
     assert await close_code_within(communicator, RECHECK_SECONDS * 6) is None
     needle = marker()
@@ -291,16 +244,16 @@ def test_default_recheck_interval_meets_the_ten_second_contract():
 @pytest.mark.parametrize("path", WS_PATHS)
 async def test_other_tenants_token_cannot_read_this_tenants_stream(path, acme, globex, make_user):
     gina = await database_sync_to_async(make_user)(globex, "gina", role="admin")
-    token = await database_sync_to_async(token_for)(gina, globex)
+    token = await database_sync_to_async(access_token)(gina, globex)
     for credentials in (
-        {"headers": bearer_header(token)},
+        {"headers": ws_bearer_header(token)},
         {"query": f"token={token}"},
         {"headers": [(b"cookie", f"access_token={token}".encode())]},
     ):
         _communicator, connected = await open_stream(path=path, **credentials)
         assert not connected
     with override_settings(WS_LOGS_ADMIN_USER=["globex:gina", "acme:gina"]):
-        _communicator, connected = await open_stream(path=path, headers=bearer_header(token))
+        _communicator, connected = await open_stream(path=path, headers=ws_bearer_header(token))
         assert not connected
 
 
@@ -335,7 +288,7 @@ async def test_listed_email_does_not_admit_a_stranger_who_signs_up_with_it(stran
     with override_settings(WS_LOGS_ADMIN_USER=["boss@corp.test"]):
         for host in ("acme.test", "globex.test"):
             _communicator, connected = await open_stream(
-                host=host, headers=bearer_header(strangers[host])
+                host=host, headers=ws_bearer_header(strangers[host])
             )
             assert not connected, host
 
@@ -344,11 +297,11 @@ async def test_listed_username_does_not_admit_a_tenant_user_who_signs_up_with_it
     strangers, make_user
 ):
     staff = await database_sync_to_async(make_user)(None, "watcher", is_staff=True)
-    staff_token = await database_sync_to_async(token_for)(staff, None)
+    staff_token = await database_sync_to_async(access_token)(staff, None)
     with override_settings(WS_LOGS_ADMIN_USER=["watcher"]):
-        communicator, connected = await open_stream(headers=bearer_header(strangers["watcher"]))
+        communicator, connected = await open_stream(headers=ws_bearer_header(strangers["watcher"]))
         assert not connected, "a bare entry names platform staff only"
-        communicator, connected = await open_stream(headers=bearer_header(staff_token))
+        communicator, connected = await open_stream(headers=ws_bearer_header(staff_token))
         assert connected, "the platform staff member of that username"
         await communicator.disconnect()
 
@@ -366,7 +319,7 @@ async def test_first_signup_admin_of_an_unclaimed_tenant_does_not_satisfy_a_list
 ):
     with override_settings(WS_LOGS_ADMIN_USER=["unclaimed:boss"]):
         _communicator, connected = await open_stream(
-            host="unclaimed.test", headers=bearer_header(unclaimed_tenant_stranger)
+            host="unclaimed.test", headers=ws_bearer_header(unclaimed_tenant_stranger)
         )
         assert not connected, "an account made by open signup, admin or not"
 
@@ -375,9 +328,9 @@ async def test_platform_staff_email_is_not_matched(make_user):
     staff = await database_sync_to_async(make_user)(
         None, "watcher", email="watcher@platform.test", is_staff=True
     )
-    token = await database_sync_to_async(token_for)(staff, None)
+    token = await database_sync_to_async(access_token)(staff, None)
     with override_settings(WS_LOGS_ADMIN_USER=["watcher@platform.test"]):
-        _communicator, connected = await open_stream(headers=bearer_header(token))
+        _communicator, connected = await open_stream(headers=ws_bearer_header(token))
         assert not connected
 
 
@@ -386,18 +339,18 @@ async def test_tenant_qualified_entry_admits_only_that_tenants_admin(acme, globe
     member = await database_sync_to_async(make_user)(acme, "bob")
     other = await database_sync_to_async(make_user)(globex, "alice", role="admin")
     tokens = {
-        name: await database_sync_to_async(token_for)(user, tenant)
+        name: await database_sync_to_async(access_token)(user, tenant)
         for name, user, tenant in (("admin", admin, acme), ("member", member, acme))
     }
-    other_token = await database_sync_to_async(token_for)(other, globex)
+    other_token = await database_sync_to_async(access_token)(other, globex)
     with override_settings(WS_LOGS_ADMIN_USER=["ACME:alice", "acme:bob"]):
-        communicator, connected = await open_stream(headers=bearer_header(tokens["admin"]))
+        communicator, connected = await open_stream(headers=ws_bearer_header(tokens["admin"]))
         assert connected
         await communicator.disconnect()
-        communicator, connected = await open_stream(headers=bearer_header(tokens["member"]))
+        communicator, connected = await open_stream(headers=ws_bearer_header(tokens["member"]))
         assert not connected, "a listed member is not a tenant admin"
         communicator, connected = await open_stream(
-            host="globex.test", headers=bearer_header(other_token)
+            host="globex.test", headers=ws_bearer_header(other_token)
         )
         assert not connected, "the same username on another tenant"
 
@@ -457,8 +410,10 @@ def test_escape_controls_leaves_printable_text_and_backslashes_alone():
 @pytest.mark.parametrize("fmt", ["text", "json"])
 async def test_forged_path_reaches_the_tenants_stream_as_one_escaped_line(fmt, acme, make_user):
     user = await database_sync_to_async(make_user)(acme, "ivy")
-    token = await database_sync_to_async(token_for)(user, acme)
-    communicator, connected = await open_stream(query=f"format={fmt}", headers=bearer_header(token))
+    token = await database_sync_to_async(access_token)(user, acme)
+    communicator, connected = await open_stream(
+        query=f"format={fmt}", headers=ws_bearer_header(token)
+    )
     assert connected
     needle = marker()
     await HostAsyncClient("acme.test").get(
@@ -482,8 +437,8 @@ HUGE = "9" * 5000
 )
 async def test_huge_handshake_option_is_ignored_never_a_500(query, acme, make_user):
     user = await database_sync_to_async(make_user)(acme, "otto")
-    token = await database_sync_to_async(token_for)(user, acme)
-    communicator, connected = await open_stream(query=query, headers=bearer_header(token))
+    token = await database_sync_to_async(access_token)(user, acme)
+    communicator, connected = await open_stream(query=query, headers=ws_bearer_header(token))
     assert connected
     needle = marker()
     log_in(acme, needle)  # an honoured 5,000-digit level would hold it back
@@ -511,11 +466,11 @@ def test_level_and_batch_parsers_bound_their_input():
 async def _tenant_and_staff_streams(acme, make_user, query=""):
     user = await database_sync_to_async(make_user)(acme, "tina")
     staff = await database_sync_to_async(make_user)(None, "stan", is_staff=True)
-    tenant_token = await database_sync_to_async(token_for)(user, acme)
-    staff_token = await database_sync_to_async(token_for)(staff, None)
-    tenant_stream, ok = await open_stream(query=query, headers=bearer_header(tenant_token))
+    tenant_token = await database_sync_to_async(access_token)(user, acme)
+    staff_token = await database_sync_to_async(access_token)(staff, None)
+    tenant_stream, ok = await open_stream(query=query, headers=ws_bearer_header(tenant_token))
     assert ok
-    staff_stream, ok = await open_stream(query=query, headers=bearer_header(staff_token))
+    staff_stream, ok = await open_stream(query=query, headers=ws_bearer_header(staff_token))
     assert ok
     return tenant_stream, staff_stream
 
@@ -600,7 +555,7 @@ def staff_credentials(make_user):
     client.force_login(staff)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
     return {
-        "platform token": bearer_header(token_for(staff, None)),
+        "platform token": ws_bearer_header(access_token(staff, None)),
         "staff session": [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={session}".encode())],
     }
 
@@ -637,15 +592,16 @@ async def test_staff_stream_allow_list_reads_the_client_address_behind_trusted_p
 async def test_tenant_stream_is_not_subject_to_admin_allowed_ips(acme, make_user, settings):
     settings.ADMIN_ALLOWED_IPS = ["10.0.0.0/8"]
     user = await database_sync_to_async(make_user)(acme, "far")
-    token = await database_sync_to_async(token_for)(user, acme)
-    communicator, connected = await open_stream(headers=bearer_header(token), client="203.0.113.9")
+    token = await database_sync_to_async(access_token)(user, acme)
+    communicator, connected = await open_stream(
+        headers=ws_bearer_header(token), client="203.0.113.9"
+    )
     assert connected
     await communicator.disconnect()
 
 
 @pytest.mark.parametrize("path", ["/other", "/logs/", "/api/ws/logs/x", "/api/address-book", "/"])
 async def test_a_websocket_path_without_a_route_is_refused_without_an_error(path, caplog):
-    from config.asgi import application
 
     communicator = WebsocketCommunicator(application, path, headers=[(b"host", b"acme.test")])
     with caplog.at_level(logging.ERROR):

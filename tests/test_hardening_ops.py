@@ -198,7 +198,7 @@ def test_landing_page_refuses_writes(acme):
     response = client_for("acme.test").post("/", {}, format="json")
     assert response.status_code == HTTPStatus.METHOD_NOT_ALLOWED
     assert response.json() == {
-        "status": 405,
+        "status": HTTPStatus.METHOD_NOT_ALLOWED,
         "error": "Method Not Allowed",
         "message": "Method not allowed",
     }

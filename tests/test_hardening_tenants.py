@@ -6,7 +6,6 @@ only what it can open."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 from http import HTTPStatus
@@ -16,9 +15,8 @@ import pytest
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.core.management import CommandError, call_command, get_commands
+from django.core.management import CommandError, get_commands
 from django.db import OperationalError, connections, transaction
-from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
@@ -30,18 +28,12 @@ from tenants.context import use_tenant
 from tenants.management.commands import tenant_command
 from tenants.models import Domain, Tenant
 from tenants.resolution import resolve_tenant_from_host, resolver
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD
+from tests.helpers import POSTGRES, client_for, run_command
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
-POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 BASE = "localhost"
-
-
-def run(*args) -> str:
-    out = io.StringIO()
-    call_command(*args, stdout=out, stderr=out)
-    return out.getvalue()
 
 
 def main_database_fingerprint() -> dict[str, str]:
@@ -63,33 +55,6 @@ def base_domain(settings):
     return BASE
 
 
-@pytest.fixture
-def forget(tenant_databases):
-    """Drops, after the test, the databases of slugs a test creates through an entry point
-    (not tenant_factory), whatever became of their rows."""
-    slugs: list[str] = []
-    yield slugs
-    for slug in slugs:
-        tenant = Tenant.objects.filter(slug=slug).first() or Tenant(slug=slug)
-        cfg = tenant_db.tenant_database_settings(tenant)
-        tenant_db.unregister_alias(tenant_db.alias_for(slug))
-        tenant_db.drop_database(cfg)
-
-
-@pytest.fixture
-def as_staff(tenant_databases) -> dict:
-    staff = User.objects.create_user("ops", "ops@platform.test", PASSWORD, is_staff=True)
-    return {"HTTP_AUTHORIZATION": f"Bearer {issue_tokens(staff, None)['access']}"}
-
-
-@pytest.fixture
-def superuser_client(tenant_databases) -> Client:
-    user = User.objects.create_superuser("root", "root@platform.test", PASSWORD)
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def delete_row_keeping_database(tenant: Tenant) -> None:
     """What deleting a tenant in the admin used to do."""
     tenant_db.unregister_alias(tenant.alias)
@@ -105,7 +70,9 @@ def test_a_slug_whose_database_holds_data_is_refused_naming_the_database(
     make_contact(old, "Old Customer")
     delete_row_keeping_database(old)
     with pytest.raises(CommandError) as info:
-        run("create_tenant", "umbrella", "--name", "New Umbrella", "--domain", "umbrella.test")
+        run_command(
+            "create_tenant", "umbrella", "--name", "New Umbrella", "--domain", "umbrella.test"
+        )
     shown = old.database_name if POSTGRES else "umbrella.sqlite3"
     assert f"Database {shown} exists and holds data" in str(info.value)
     assert not Tenant.objects.filter(slug="umbrella").exists()
@@ -145,7 +112,7 @@ def test_a_suspended_or_dropped_slug_is_never_reused(tenant_factory, status):
     if status == Tenant.Status.DROPPED:
         services.tenant_drop(tenant)
     with pytest.raises(CommandError, match=f"exists and is {status}"):
-        run("create_tenant", "vandelay", "--name", "Vandelay", "--domain", "vandelay.test")
+        run_command("create_tenant", "vandelay", "--name", "Vandelay", "--domain", "vandelay.test")
     assert Tenant.objects.get(slug="vandelay").status == status
 
 
@@ -184,7 +151,7 @@ def test_platform_api_delete_suspends_and_keeps_the_row_and_database(as_staff, t
 def test_create_tenant_of_an_active_slug_fails_and_changes_nothing(acme):
     domains = sorted(acme.domains.values_list("domain", flat=True))
     with pytest.raises(CommandError) as info:
-        run("create_tenant", "acme", "--name", "Renamed", "--domain", "other-acme.test")
+        run_command("create_tenant", "acme", "--name", "Renamed", "--domain", "other-acme.test")
     assert str(info.value) == "Tenant 'acme' already exists"
     acme.refresh_from_db()
     assert acme.name == "Acme Corp"
@@ -203,7 +170,7 @@ def test_create_tenant_of_an_active_slug_exits_non_zero(acme, capsys):
 def test_create_tenant_finishes_a_failed_tenant(tenant_factory):
     tenant = tenant_factory("hooli")
     Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.FAILED, last_error="x")
-    out = run("create_tenant", "hooli", "--name", "Hooli", "--domain", "hooli.test")
+    out = run_command("create_tenant", "hooli", "--name", "Hooli", "--domain", "hooli.test")
     assert "Tenant 'hooli' is active" in out
     assert Tenant.objects.get(pk=tenant.pk).status == Tenant.Status.ACTIVE
 
@@ -216,7 +183,7 @@ def test_flush_through_tenant_command_empties_only_the_tenants_database(
     make_contact(tenant, "Doomed")
     make_contact(acme, "Survivor")
     before = main_database_fingerprint()
-    run("tenant_command", "--tenant", "flushco", "flush", "--no-input")
+    run_command("tenant_command", "--tenant", "flushco", "flush", "--no-input")
     assert main_database_fingerprint() == before
     with use_tenant(tenant):
         assert not Contact.objects.exists()
@@ -229,7 +196,7 @@ def test_flush_through_tenant_command_empties_only_the_tenants_database(
 def test_createsuperuser_through_tenant_command_is_refused(acme):
     before = User.objects.count()
     with pytest.raises(CommandError, match="'createsuperuser' cannot run for a tenant"):
-        run(
+        run_command(
             "tenant_command",
             "--tenant",
             "acme",
@@ -249,7 +216,7 @@ def test_createsuperuser_through_tenant_command_is_refused(acme):
 def test_tenant_command_refuses_a_database_option_naming_another_database(acme, option):
     before = main_database_fingerprint()
     with pytest.raises(CommandError, match="--database cannot name another one"):
-        run("tenant_command", "--tenant", "acme", "flush", "--no-input", *option)
+        run_command("tenant_command", "--tenant", "acme", "flush", "--no-input", *option)
     assert main_database_fingerprint() == before
 
 
@@ -266,7 +233,7 @@ def test_a_main_database_query_inside_tenant_command_is_refused(acme, monkeypatc
         pytest.raises(tenant_command.MainDatabaseAccess, match="main database"),
         transaction.atomic(),  # the refused statement breaks only this block
     ):
-        run("tenant_command", "--tenant", "acme", "clearsessions")
+        run_command("tenant_command", "--tenant", "acme", "clearsessions")
     assert main_database_fingerprint() == before
 
 
@@ -310,7 +277,7 @@ def test_every_command_through_tenant_command_is_refused_or_stays_in_the_tenant(
     if mode == "refused":
         before = main_database_fingerprint()
         with pytest.raises(CommandError, match=f"'{name}' cannot run for a tenant"):
-            run("tenant_command", "--tenant", "acme", name)
+            run_command("tenant_command", "--tenant", "acme", name)
         assert main_database_fingerprint() == before
         return
     assert name in ALLOWED_COMMAND_ARGS, f"{name} is allowed but has no case here"
@@ -346,7 +313,7 @@ def test_every_command_through_tenant_command_is_refused_or_stays_in_the_tenant(
         lambda prompt="": "Changed-2024-pw",
     )
     before = main_database_fingerprint()
-    run("tenant_command", "--tenant", "cmdcheck", name, *args)
+    run_command("tenant_command", "--tenant", "cmdcheck", name, *args)
     assert main_database_fingerprint() == before
     if name == "dbshell":
         assert any(str(tenant.database_name) in str(part) for part in shells[0])
@@ -392,7 +359,7 @@ def test_create_refuses_a_domain_resolving_to_another_tenant_on_every_entry_poin
     assert api.status_code == HTTPStatus.BAD_REQUEST
     assert "domains" in api.json()["details"]
     with pytest.raises(CommandError, match="already used by another tenant"):
-        run("create_tenant", "pirate", "--name", "Pirate", "--domain", "acme.localhost")
+        run_command("create_tenant", "pirate", "--name", "Pirate", "--domain", "acme.localhost")
     form = superuser_client.post(
         "/admin/tenants/tenant/add/",
         {
@@ -490,7 +457,7 @@ def test_a_database_url_naming_the_template_is_refused(tenant_databases):
 def test_a_database_url_naming_the_main_or_a_system_database_is_refused(tenant_databases, which):
     name = connections["default"].settings_dict["NAME"] if which == "main" else "postgres"
     with pytest.raises(CommandError, match="reserved"):
-        run("create_tenant", "squatter", "--name", "S", "--database-url", _url_for(name))
+        run_command("create_tenant", "squatter", "--name", "S", "--database-url", _url_for(name))
     assert not Tenant.objects.filter(slug="squatter").exists()
 
 
@@ -499,7 +466,7 @@ def test_drop_tenant_never_drops_a_database_another_tenant_uses(acme):
         slug="twin", name="Twin", status=Tenant.Status.SUSPENDED, database_name=acme.database_name
     )
     with pytest.raises(CommandError, match="not owned by 'twin' alone"):
-        run("drop_tenant", "twin", "--yes")
+        run_command("drop_tenant", "twin", "--yes")
     assert tenant_db.database_exists(tenant_db.tenant_database_settings(acme))
     assert Tenant.objects.get(pk=twin.pk).status == Tenant.Status.SUSPENDED
 

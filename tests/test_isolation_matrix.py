@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 import pytest
-from channels.testing import WebsocketCommunicator
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -32,13 +31,14 @@ from addressbook.models import Contact
 from config.paths import is_platform_path
 from logstream.routing import websocket_urlpatterns
 from tenants.context import use_tenant
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD
+from tests.helpers import client_for, open_stream
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 A_HOST = "acme.test"
 B_MARK = "globex-secret"
-DENIED = {"status": 403, "error": "Forbidden", "message": "Tenant access denied"}
+DENIED = {"status": HTTPStatus.FORBIDDEN, "error": "Forbidden", "message": "Tenant access denied"}
 SHARED_CONTACT, B_ONLY_CONTACT = 9001, 9002
 SHARED_USER, B_ONLY_USER = 8002, 8003
 BODY_METHODS = ("POST", "PUT", "PATCH")
@@ -216,7 +216,7 @@ def own_refresh(world):
 
 def own_logout(world):
     response = request(world, "POST", "/api/auth/logout", {"refresh": world.b_refresh})
-    assert response.status_code < 500
+    assert response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR
     return assert_b_refresh_still_works
 
 
@@ -250,9 +250,12 @@ def own_user_detail(world):
     shared = request(world, "GET", f"/api/users/{SHARED_USER}").json()
     assert shared["username"] == "amy"
     assert (
-        request(world, "PATCH", f"/api/users/{SHARED_USER}", {"role": "admin"}).status_code == 200
+        request(world, "PATCH", f"/api/users/{SHARED_USER}", {"role": "admin"}).status_code
+        == HTTPStatus.OK
     )
-    assert request(world, "DELETE", f"/api/users/{SHARED_USER}").status_code == 204
+    assert (
+        request(world, "DELETE", f"/api/users/{SHARED_USER}").status_code == HTTPStatus.NO_CONTENT
+    )
 
 
 def own_contact_list(world):
@@ -288,13 +291,16 @@ def own_contact_detail(world):
     )
     assert (
         request(world, "PUT", f"/api/address-book/{SHARED_CONTACT}", {"name": "a1"}).status_code
-        == 200
+        == HTTPStatus.OK
     )
     assert (
         request(world, "PATCH", f"/api/address-book/{SHARED_CONTACT}", {"name": "a2"}).status_code
-        == 200
+        == HTTPStatus.OK
     )
-    assert request(world, "DELETE", f"/api/address-book/{SHARED_CONTACT}").status_code == 204
+    assert (
+        request(world, "DELETE", f"/api/address-book/{SHARED_CONTACT}").status_code
+        == HTTPStatus.NO_CONTENT
+    )
 
 
 TENANT_CASES: dict[str, Case] = {
@@ -346,10 +352,13 @@ def test_token_of_other_tenant_never_reaches_its_data(route, world):
         response = request(world, method, path_of(route, case), payload, auth=world.b_token)
         if case.public:
             # No authentication here: the token is ignored, the request is A's alone.
-            assert response.status_code < 500, (method, response.content)
+            assert response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR, (
+                method,
+                response.content,
+            )
             assert_no_b_data(response)
         else:
-            assert (response.status_code, response.json()) == (403, DENIED), method
+            assert (response.status_code, response.json()) == (HTTPStatus.FORBIDDEN, DENIED), method
     assert snapshot(world.b) == before
 
 
@@ -369,7 +378,10 @@ def test_tenant_field_naming_other_tenant_is_forbidden(route, where, claim, worl
         else:
             payload = {**(payload or {}), claim: value}
             response = request(world, method, path_of(route, case), payload)
-        assert (response.status_code, response.json()) == (403, DENIED), (method, where)
+        assert (response.status_code, response.json()) == (HTTPStatus.FORBIDDEN, DENIED), (
+            method,
+            where,
+        )
     assert snapshot(world.a) == before_a
     assert snapshot(world.b) == before_b
 
@@ -481,7 +493,10 @@ def test_tenant_token_grants_nothing_on_platform_routes(route, host, world):
         data = {"data": _json(body), "content_type": "application/json"} if body else {}
         with_token = client.generic(method, path, **data, **world.a_token)
         if case.authenticated:
-            assert (with_token.status_code, with_token.json()) == (403, DENIED), (method, path)
+            assert (with_token.status_code, with_token.json()) == (HTTPStatus.FORBIDDEN, DENIED), (
+                method,
+                path,
+            )
         else:
             without = client.generic(method, path, **data)
             assert with_token.status_code == without.status_code, (method, path)
@@ -490,17 +505,6 @@ def test_tenant_token_grants_nothing_on_platform_routes(route, host, world):
 
 
 # --- WebSocket routes ---------------------------------------------------------------------
-async def _open(path: str, *, query: str = "", headers=()):
-    from config.asgi import application
-
-    target = f"/{path}?{query}" if query else f"/{path}"
-    communicator = WebsocketCommunicator(
-        application, target, headers=[(b"host", A_HOST.encode()), *headers]
-    )
-    connected, _ = await communicator.connect(timeout=5)
-    return communicator, connected
-
-
 def _log(tenant, message: str) -> None:
     with use_tenant(tenant):
         logging.getLogger("addressbook.isolation").warning(message)
@@ -513,15 +517,15 @@ async def ws_foreign_token_is_rejected(path: str, world: World) -> None:
         {"query": f"token={raw}"},
         {"headers": [(b"cookie", f"access_token={raw}".encode())]},
     ):
-        communicator, connected = await _open(path, **kwargs)
+        communicator, connected = await open_stream(host=A_HOST, path=f"/{path}", **kwargs)
         assert not connected, kwargs
         await communicator.disconnect()
 
 
 async def ws_tenant_claim_never_widens_the_stream(path: str, world: World) -> None:
     raw = world.a_token["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
-    communicator, connected = await _open(
-        path, query=f"token={raw}&tenant=globex&tenant_id={world.b.pk}"
+    communicator, connected = await open_stream(
+        host=A_HOST, path=f"/{path}", query=f"token={raw}&tenant=globex&tenant_id={world.b.pk}"
     )
     if not connected:
         return  # refusing the claim is as good as ignoring it

@@ -4,7 +4,7 @@ from http import HTTPStatus
 
 import pytest
 
-from tests.conftest import client_for
+from tests.helpers import client_for
 
 pytestmark = [pytest.mark.django_db(databases="__all__"), pytest.mark.urls("tests.probe_urls")]
 
@@ -20,7 +20,7 @@ def test_missing_header_is_401_with_the_fixed_message(acme):
     response = client_for("acme.test").get("/api/_whoami")
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     assert response.json() == {
-        "status": 401,
+        "status": HTTPStatus.UNAUTHORIZED,
         "error": "Unauthorized",
         "message": "Missing authorization header",
     }
@@ -38,7 +38,11 @@ def test_garbage_token_is_401_invalid_token(acme):
 def test_a_malformed_authorization_header_is_401_invalid_token(acme, header):
     response = client_for("acme.test").get("/api/_whoami", HTTP_AUTHORIZATION=header)
     assert response.status_code == HTTPStatus.UNAUTHORIZED
-    assert response.json() == {"status": 401, "error": "Unauthorized", "message": "Invalid token"}
+    assert response.json() == {
+        "status": HTTPStatus.UNAUTHORIZED,
+        "error": "Unauthorized",
+        "message": "Invalid token",
+    }
 
 
 def test_token_of_another_tenant_with_the_same_user_id_is_403(acme, globex, make_user, bearer):
@@ -48,7 +52,7 @@ def test_token_of_another_tenant_with_the_same_user_id_is_403(acme, globex, make
     response = client_for("acme.test").get("/api/_whoami", **bearer(gus, globex))
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert response.json() == {
-        "status": 403,
+        "status": HTTPStatus.FORBIDDEN,
         "error": "Forbidden",
         "message": "Tenant access denied",
     }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_component
+from tests.helpers import BASE_DIR, free_port, needs_component
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 STAFF_PASSWORD = "Viewer-S3cret-pw"
@@ -31,12 +29,6 @@ pytestmark = needs_component(
     available=Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(),
     install="apt-get install chromium chromium-driver; .ci/run installs them",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _manage(env: dict, *args: str) -> None:
@@ -64,7 +56,7 @@ def server(tmp_path_factory):
     _manage(env, "migrate", "--noinput", "--verbosity", "0")
     _manage(env, "createsuperuser", "--noinput", "--username", "ops",
             "--email", "ops@platform.test")  # fmt: skip
-    port = _free_port()
+    port = free_port()
     log = tmp / "daphne.log"
     process = subprocess.Popen(
         [str(BASE_DIR / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),

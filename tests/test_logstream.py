@@ -19,7 +19,7 @@ from config.asgi import application
 from logstream import fanout
 from logstream.consumers import connected_clients
 from logstream.events import format_event, format_timestamp, make_event, parse_level
-from logstream.handlers import LogStreamHandler, LogPublisher, to_event
+from logstream.handlers import LogPublisher, LogStreamHandler, to_event
 from logstream.redaction import REDACTED, RedactingFilter, redact_query, redact_secrets
 from tenants.context import use_tenant
 from tests.factories import access_token

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from logstream.handlers import to_event
-from tests.conftest import client_for
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -38,7 +38,7 @@ def test_old_sse_endpoint_is_gone(acme, host):
     response = Client(HTTP_HOST=host).get("/api/logs")
     assert response.status_code == HTTPStatus.GONE
     body = response.json()
-    assert body["status"] == 410
+    assert body["status"] == HTTPStatus.GONE
     assert body["error"] == "Gone"
     assert "/api/ws/logs" in body["message"]
 
@@ -104,9 +104,9 @@ def test_access_log_record_carries_tenant_and_request_id(acme, monkeypatch):
 
 # --- log viewer page ----------------------------------------------------------------------
 @pytest.fixture
-def staff_client(make_user, acme):
+def staff_client(staff, acme):
     client = Client()
-    client.force_login(make_user(None, "ops", is_staff=True))
+    client.force_login(staff)
     return client
 
 

@@ -14,11 +14,13 @@ import sys
 import time
 import urllib.request
 import uuid
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from tests.helpers import BASE_DIR, free_port
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 pytestmark = pytest.mark.skipif(
@@ -40,12 +42,6 @@ with use_tenant(tenant):
 platform_token = issue_tokens(staff, None)["access"]
 print(json.dumps({"tenant": tenant_token, "platform": platform_token}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def manage(env, *args) -> str:
@@ -206,8 +202,8 @@ def test_record_logged_in_one_process_reaches_a_client_of_the_other(two_servers)
     staff_client = RawWebSocket(
         two_servers["b"], f"/api/ws/logs?token={two_servers['platform']}", {"Host": "localhost"}
     )
-    assert tenant_client.status == 101
-    assert staff_client.status == 101
+    assert tenant_client.status == HTTPStatus.SWITCHING_PROTOCOLS
+    assert staff_client.status == HTTPStatus.SWITCHING_PROTOCOLS
     time.sleep(0.5)  # let both join their groups on Redis
     probe = f"probe-{uuid.uuid4().hex}"
     status = http_get(
@@ -216,7 +212,7 @@ def test_record_logged_in_one_process_reaches_a_client_of_the_other(two_servers)
         host="xproc.test",
         token=two_servers["tenant"],
     )
-    assert status == 200
+    assert status == HTTPStatus.OK
 
     event = json.loads(tenant_client.frames_until(probe)[-1])
     assert event["target"] in ("logstream.access", "config.access")
@@ -242,5 +238,5 @@ def test_no_token_reaches_the_servers_output(two_servers):
 
 def test_handshake_without_credentials_is_refused_with_http_403(two_servers):
     client = RawWebSocket(two_servers["b"], "/api/ws/logs", {"Host": "xproc.test"})
-    assert client.status == 403
+    assert client.status == HTTPStatus.FORBIDDEN
     client.close()

@@ -122,7 +122,7 @@ def test_every_error_response_is_the_envelope(schema):
     assert envelope["additionalProperties"] is False
     for path, method, operation in _operations(schema):
         for code, response in operation["responses"].items():
-            if int(code) >= 400 and (path, code) not in {("/ready", "503")}:
+            if int(code) >= HTTPStatus.BAD_REQUEST and (path, code) not in {("/ready", "503")}:
                 content = response["content"]
                 assert set(content) == {"application/json"}, (method, path, code)
                 ref = content["application/json"]["schema"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from http import HTTPStatus
 
 import pytest
@@ -12,51 +11,12 @@ from tenants import db as tenant_db
 from tenants import services as tenant_services
 from tenants.context import use_tenant
 from tenants.models import Tenant
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD
+from tests.helpers import client_for, platform_login
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
 TENANT_FIELDS = {"slug", "name", "status", "domains", "database", "created_at"}
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings):
-    cfg = dict(settings.CACHES["default"])
-    cfg["LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"] = (
-        f"{cfg.get('KEY_PREFIX', '')}acc-{uuid.uuid4().hex}"
-    )
-    settings.CACHES = {"default": cfg}
-
-
-@pytest.fixture
-def staff(tenant_databases):
-    return User.objects.create_user("root", "root@example.test", PASSWORD, is_staff=True)
-
-
-def platform_login(username="root", password=PASSWORD, host="acme.test"):
-    return client_for(host).post(
-        "/api/platform/auth/login",
-        {"username_or_email": username, "password": password},
-        format="json",
-    )
-
-
-@pytest.fixture
-def as_staff(staff, acme) -> dict:
-    access = platform_login().json()["access"]
-    return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
-
-
-@pytest.fixture
-def provisioned():
-    """Slugs a test provisions through the API; their databases are dropped afterwards."""
-    slugs: list[str] = []
-    yield slugs
-    for slug in slugs:
-        tenant = Tenant.objects.filter(slug=slug).first() or Tenant(slug=slug)
-        cfg = tenant_db.tenant_database_settings(tenant)
-        tenant_db.unregister_alias(tenant_db.alias_for(slug))
-        tenant_db.drop_database(cfg)
 
 
 # --- login --------------------------------------------------------------------------------
@@ -168,8 +128,8 @@ def test_unknown_tenant_is_404(as_staff):
     assert response.status_code == HTTPStatus.NOT_FOUND
 
 
-def test_post_provisions_a_tenant_with_its_first_admin(as_staff, provisioned):
-    provisioned.append("initech-api")
+def test_post_provisions_a_tenant_with_its_first_admin(as_staff, dropped_after):
+    dropped_after.append("initech-api")
     response = client_for("acme.test").post(
         "/api/platform/tenants",
         {
@@ -254,8 +214,8 @@ def test_post_unknown_fields_are_400(as_staff):
     assert response.json()["details"] == {"plan": ["Unknown field."]}
 
 
-def test_provisioning_failure_is_503_in_the_envelope(as_staff, provisioned, monkeypatch):
-    provisioned.append("umbrella-api")
+def test_provisioning_failure_is_503_in_the_envelope(as_staff, dropped_after, monkeypatch):
+    dropped_after.append("umbrella-api")
 
     def broken(alias):
         raise RuntimeError("disk full at postgres://u:hunter2@db/x")
@@ -269,7 +229,7 @@ def test_provisioning_failure_is_503_in_the_envelope(as_staff, provisioned, monk
     )
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     body = response.json()
-    assert body["status"] == 503
+    assert body["status"] == HTTPStatus.SERVICE_UNAVAILABLE
     assert body["error"] == "Service Unavailable"
     assert "hunter2" not in response.content.decode()
     assert Tenant.objects.get(slug="umbrella-api").status == Tenant.Status.FAILED

@@ -5,17 +5,15 @@ import os
 import subprocess
 import sys
 from http import HTTPStatus
-from pathlib import Path
 from unittest import mock
 
 import pytest
 from django.db import OperationalError, connection
 from django.test import Client
 
-from tests.conftest import client_for
+from tests.helpers import BASE_DIR, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_security_headers_on_an_api_response(acme):
@@ -71,7 +69,7 @@ def test_oversized_body_is_413_in_the_envelope(acme, settings):
     )
     assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     body = response.json()
-    assert body["status"] == 413
+    assert body["status"] == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     assert body["error"] == "Content Too Large"
 
 
@@ -160,8 +158,8 @@ def test_metrics_counters_move_after_requests(acme):
 
 def test_metrics_allow_list(acme, settings):
     settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8"]
-    assert Client(REMOTE_ADDR="198.51.100.9").get("/metrics").status_code == 403
-    assert Client(REMOTE_ADDR="10.9.9.9").get("/metrics").status_code == 200
+    assert Client(REMOTE_ADDR="198.51.100.9").get("/metrics").status_code == HTTPStatus.FORBIDDEN
+    assert Client(REMOTE_ADDR="10.9.9.9").get("/metrics").status_code == HTTPStatus.OK
 
 
 def _check_deploy(env: dict) -> subprocess.CompletedProcess:
@@ -175,7 +173,7 @@ def _check_deploy(env: dict) -> subprocess.CompletedProcess:
     base["TESTING"] = "0"
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
-        cwd=ROOT,
+        cwd=BASE_DIR,
         env={**base, **env},
         capture_output=True,
         text=True,

@@ -1,20 +1,20 @@
 """The deployment files and the documented settings agree with the code."""
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 from django.core.management import get_commands
 from django.utils.module_loading import import_string
 
-ROOT = Path(__file__).resolve().parent.parent
-SETTINGS_SOURCE = (ROOT / "config" / "settings.py").read_text()
+from tests.helpers import BASE_DIR
+
+SETTINGS_SOURCE = (BASE_DIR / "config" / "settings.py").read_text()
 ENV_VARS = set(re.findall(r'env\.[a-z_]+\(\s*"([A-Z][A-Z0-9_]+)"', SETTINGS_SOURCE))
 
 
 def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
 
 
 def _command_words(service: dict) -> list[str]:
@@ -28,8 +28,8 @@ def test_settings_read_the_environment():
 
 @pytest.mark.parametrize("name", sorted(ENV_VARS))
 def test_every_setting_is_documented_in_env_example_and_readme(name):
-    assert re.search(rf"^#? ?{name}=", (ROOT / ".env.example").read_text(), re.M), name
-    assert f"`{name}`" in (ROOT / "README.md").read_text(), name
+    assert re.search(rf"^#? ?{name}=", (BASE_DIR / ".env.example").read_text(), re.M), name
+    assert f"`{name}`" in (BASE_DIR / "README.md").read_text(), name
 
 
 def test_compose_services_and_healthchecks():
@@ -64,7 +64,7 @@ def test_compose_commands_exist_in_the_project():
 
 
 def test_dockerfile_runs_as_non_root_with_a_healthcheck():
-    dockerfile = (ROOT / "Dockerfile").read_text()
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
     assert dockerfile.count("FROM ") >= 2
     assert re.search(r"^USER app$", dockerfile, re.M)
     assert "HEALTHCHECK" in dockerfile
@@ -74,10 +74,10 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck():
 def test_production_http_commands_keep_one_access_log_the_projects():
     """gunicorn's own access log would write every query string as the client sent it
     (the project's redacts sensitive values) and a second line per request."""
-    from bench.environment import gunicorn_argv
+    from bench.servers import gunicorn_argv
 
     commands = [
-        (ROOT / "Dockerfile").read_text(),
+        (BASE_DIR / "Dockerfile").read_text(),
         " ".join(compose()["services"]["api"]["command"]),
         " ".join(gunicorn_argv("gunicorn", 8000, 2)),
     ]

@@ -1,5 +1,7 @@
 """The provisioning service: real databases, idempotence, failures and retries."""
 
+from http import HTTPStatus
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connections
@@ -11,6 +13,7 @@ from tenants.context import use_tenant
 from tenants.models import Domain, Tenant
 from tenants.selectors import pending_migrations
 from tenants.validators import RESERVED_SLUGS, SLUG_PATTERN
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -56,9 +59,7 @@ def test_failed_provisioning_is_marked_failed_and_a_retry_completes(tenant_facto
     assert tenant.status == Tenant.Status.FAILED
     assert "disk full" in tenant.last_error
     assert "hunter2" not in tenant.last_error
-    from tests.conftest import client_for
-
-    assert client_for("umbrella.test").get("/api/address-book").status_code == 404
+    assert client_for("umbrella.test").get("/api/address-book").status_code == HTTPStatus.NOT_FOUND
 
     monkeypatch.setattr(services, "migrate_database", real_migrate)
     retried = tenant_factory("umbrella")

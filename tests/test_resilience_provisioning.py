@@ -21,11 +21,11 @@ from tenants import db as tenant_db
 from tenants import services
 from tenants.models import Tenant
 from tenants.resolution import resolver
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD
+from tests.helpers import POSTGRES, client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
-POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 SLUG = "phoenix"
 HOST = "phoenix.test"
 ADMIN = services.AdminSpec("pat", "pat@phoenix.test", PASSWORD)

@@ -16,34 +16,33 @@ import json
 import socket
 import threading
 import time
-from contextlib import contextmanager
 from http import HTTPStatus
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.core.management import call_command
 from django.db import OperationalError, connections
 
 from tenants import db as tenant_db
-from tests.conftest import HostAsyncClient, client_for
+from tests.helpers import (
+    POSTGRES,
+    HostAsyncClient,
+    alias_points_at,
+    client_for,
+    database_unreachable,
+)
 
-pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+pytestmark = [
+    pytest.mark.django_db(databases="__all__", transaction=True),
+    pytest.mark.usefixtures("closed_circuits"),
+]
 
-POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 only_postgres = pytest.mark.skipif(not POSTGRES, reason="needs a PostgreSQL server")
 UNAVAILABLE = {
-    "status": 503,
+    "status": HTTPStatus.SERVICE_UNAVAILABLE,
     "error": "Service Unavailable",
     "message": "Tenant database unavailable",
 }
-
-
-@pytest.fixture(autouse=True)
-def _closed_circuits():
-    tenant_db._failed_at.clear()
-    yield
-    tenant_db._failed_at.clear()
 
 
 @pytest.fixture
@@ -59,33 +58,6 @@ def acme_auth(acme, make_user, bearer):
     return bearer(make_user(acme, "alice", id=7001), acme)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def alias_points_at(tenant, **overrides):
-    """Point the tenant's registered alias elsewhere (what a lost server looks like to the
-    process), then restore it."""
-    cfg = connections.settings[tenant.alias]
-    saved = {key: cfg[key] for key in overrides}
-    tenant_db.close_connection(tenant.alias)
-    cfg.update(overrides)
-    try:
-        yield
-    finally:
-        tenant_db.close_connection(tenant.alias)
-        cfg.update(saved)
-
-
-def unreachable(tenant):
-    if POSTGRES:
-        return alias_points_at(tenant, PORT=str(free_port()))
-    return alias_points_at(tenant, NAME="/nonexistent-tenantkit-dir/downco.sqlite3")
-
-
 def contacts(host, auth):
     return client_for(host).get("/api/address-book", **auth)
 
@@ -93,7 +65,7 @@ def contacts(host, auth):
 # --- the outage ---------------------------------------------------------------------------
 def test_unreachable_tenant_database_answers_503_in_the_envelope(downco):
     tenant, auth = downco
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         started = time.monotonic()
         response = contacts("downco.test", auth)
         elapsed = time.monotonic() - started
@@ -106,7 +78,7 @@ def test_unreachable_tenant_database_answers_503_in_the_envelope(downco):
 def test_login_and_signup_of_the_down_tenant_answer_503_not_500(downco):
     tenant, _auth = downco
     client = client_for("downco.test")
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         login = client.post(
             "/api/auth/login",
             {"username_or_email": "dora", "password": "Whatever-1x"},
@@ -118,14 +90,14 @@ def test_login_and_signup_of_the_down_tenant_answer_503_not_500(downco):
             {"username": "newbie", "email": "n@example.test", "password": "Sup3r-Secret-pw"},
             format="json",
         )
-    assert (login.status_code, login.json()) == (503, UNAVAILABLE)
-    assert (signup.status_code, signup.json()) == (503, UNAVAILABLE)
+    assert (login.status_code, login.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
+    assert (signup.status_code, signup.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
     assert login["Retry-After"] == signup["Retry-After"] == "5"
 
 
 def test_other_tenants_are_served_while_one_database_is_down(downco, acme_auth):
     tenant, auth = downco
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         assert contacts("downco.test", auth).status_code == HTTPStatus.SERVICE_UNAVAILABLE
         response = contacts("acme.test", acme_auth)
     assert response.status_code == HTTPStatus.OK
@@ -133,11 +105,11 @@ def test_other_tenants_are_served_while_one_database_is_down(downco, acme_auth):
 
 def test_open_circuit_answers_at_once_without_trying_the_database(downco):
     tenant, auth = downco
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         assert contacts("downco.test", auth).status_code == HTTPStatus.SERVICE_UNAVAILABLE
     # The database is back, but within TENANT_DB_RETRY_INTERVAL nobody tries it.
     response = contacts("downco.test", auth)
-    assert (response.status_code, response.json()) == (503, UNAVAILABLE)
+    assert (response.status_code, response.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
     assert response["Retry-After"] == "5"
     assert getattr(connections._connections, tenant.alias).connection is None
 
@@ -145,7 +117,7 @@ def test_open_circuit_answers_at_once_without_trying_the_database(downco):
 def test_tenant_recovers_without_a_restart(downco, settings):
     settings.TENANT_DB_RETRY_INTERVAL = 0.2
     tenant, auth = downco
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         assert contacts("downco.test", auth).status_code == HTTPStatus.SERVICE_UNAVAILABLE
     time.sleep(0.3)
     assert contacts("downco.test", auth).status_code == HTTPStatus.OK
@@ -154,7 +126,7 @@ def test_tenant_recovers_without_a_restart(downco, settings):
 
 def test_ready_counts_the_tenant_and_stays_ready(downco, acme_auth):
     tenant, auth = downco
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         contacts("downco.test", auth)
         contacts("acme.test", acme_auth)
         response = client_for("any.test").get("/ready")
@@ -166,7 +138,7 @@ def test_ready_counts_the_tenant_and_stays_ready(downco, acme_auth):
 def test_list_tenants_names_the_unavailable_tenant(downco, acme):
     tenant, _auth = downco
     out = io.StringIO()
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         call_command("list_tenants", "--json", stdout=out)
     rows = {row["slug"]: row for row in json.loads(out.getvalue())}
     assert rows["downco"]["database_status"] == "unavailable"
@@ -179,12 +151,15 @@ async def test_asgi_requests_get_the_same_503(downco):
     tenant, auth = downco
     client = HostAsyncClient("downco.test")
     headers = {"authorization": auth["HTTP_AUTHORIZATION"]}
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         failed = await client.get("/api/address-book", headers=headers)
     short_circuited = await client.get("/api/address-book", headers=headers)
     await sync_to_async(connections.close_all)()  # the handler thread's, not left open
-    assert (failed.status_code, failed.json()) == (503, UNAVAILABLE)
-    assert (short_circuited.status_code, short_circuited.json()) == (503, UNAVAILABLE)
+    assert (failed.status_code, failed.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
+    assert (short_circuited.status_code, short_circuited.json()) == (
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        UNAVAILABLE,
+    )
 
 
 def test_a_query_error_on_a_healthy_connection_is_not_an_outage(downco, monkeypatch):
@@ -227,8 +202,8 @@ def test_closed_database_loses_open_sessions_then_recovers(downco, acme_auth, se
         ready = client_for("any.test").get("/ready").json()
     finally:
         _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-    assert (lost.status_code, lost.json()) == (503, UNAVAILABLE)
-    assert (refused.status_code, refused.json()) == (503, UNAVAILABLE)
+    assert (lost.status_code, lost.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
+    assert (refused.status_code, refused.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
     assert other.status_code == HTTPStatus.OK
     assert ready["tenants"]["unavailable"] == 1
     time.sleep(0.3)
@@ -275,9 +250,9 @@ def test_hung_database_server_costs_one_short_connect_timeout(downco, silent_ser
         started = time.monotonic()
         second = contacts("downco.test", auth)
         second_elapsed = time.monotonic() - started
-    assert (first.status_code, first.json()) == (503, UNAVAILABLE)
+    assert (first.status_code, first.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
     assert first_elapsed < 3, first_elapsed
-    assert (second.status_code, second.json()) == (503, UNAVAILABLE)
+    assert (second.status_code, second.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
     assert second_elapsed < 0.5, second_elapsed
 
 
@@ -302,7 +277,7 @@ async def test_log_stream_handshake_of_the_down_tenant_is_refused_cleanly(downco
         with contextlib.suppress(AttributeError):
             del connections[alias]
 
-    with unreachable(tenant):
+    with database_unreachable(tenant):
         await sync_to_async(forget_connection)(tenant.alias)
         first = WebsocketCommunicator(application, "/api/ws/logs", headers=headers)
         connected, _ = await first.connect(timeout=10)

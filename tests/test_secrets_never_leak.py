@@ -13,7 +13,8 @@ from django.conf import settings
 
 from accounts.tokens import issue_tokens
 from tenants.context import use_tenant
-from tests.conftest import PASSWORD, client_for
+from tests.factories import PASSWORD
+from tests.helpers import client_for
 from tests.leak_collector import LeakCollector, collector
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)

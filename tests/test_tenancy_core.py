@@ -18,7 +18,7 @@ from tenants.context import NoTenantError, get_current_tenant, use_tenant
 from tenants.models import Domain, Tenant
 from tenants.resolution import resolve_tenant_from_host, resolver
 from tenants.validators import normalize_host
-from tests.conftest import client_for
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 probe = pytest.mark.urls("tests.probe_urls")
@@ -119,7 +119,11 @@ def test_tenant_request_is_served_from_its_own_database(acme, globex):
 def test_unknown_host_is_404_in_the_error_envelope(acme):
     response = client_for("nobody.example.org").get("/api/address-book")
     assert response.status_code == HTTPStatus.NOT_FOUND
-    assert response.json() == {"status": 404, "error": "Not Found", "message": "Unknown tenant"}
+    assert response.json() == {
+        "status": HTTPStatus.NOT_FOUND,
+        "error": "Not Found",
+        "message": "Unknown tenant",
+    }
 
 
 def test_suspended_tenant_is_403(acme):
@@ -127,7 +131,11 @@ def test_suspended_tenant_is_403(acme):
     acme.save()
     response = client_for("acme.test").post("/api/auth/signup", {}, format="json")
     assert response.status_code == HTTPStatus.FORBIDDEN
-    assert response.json() == {"status": 403, "error": "Forbidden", "message": "Tenant suspended"}
+    assert response.json() == {
+        "status": HTTPStatus.FORBIDDEN,
+        "error": "Forbidden",
+        "message": "Tenant suspended",
+    }
 
 
 @pytest.mark.parametrize("status", ["provisioning", "failed", "dropped"])
@@ -157,7 +165,9 @@ def test_default_tenant_serves_unmatched_hosts_only_when_configured(acme, settin
 @probe
 def test_tenant_header_is_honoured_only_from_a_trusted_proxy(acme, globex, settings):
     client = client_for("gateway.internal")
-    assert client.get("/api/_probe_sync", HTTP_X_TENANT="globex").status_code == 404
+    assert (
+        client.get("/api/_probe_sync", HTTP_X_TENANT="globex").status_code == HTTPStatus.NOT_FOUND
+    )
     settings.TRUSTED_PROXY_IPS = ["127.0.0.0/8"]
     body = client.get("/api/_probe_sync", HTTP_X_TENANT="globex").json()
     assert body["tenant"] == "globex"

@@ -3,7 +3,6 @@
 from http import HTTPStatus
 
 import pytest
-from django.test import Client
 
 from accounts.models import User
 from tenants import db as tenant_db
@@ -11,14 +10,6 @@ from tenants.context import use_tenant
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-
-@pytest.fixture
-def staff_client(tenant_databases) -> Client:
-    User.objects.create_superuser("root", "root@platform.test", "Platform-2024-pw")
-    client = Client()
-    client.force_login(User.objects.get(username="root"))
-    return client
 
 
 def _add_form(**overrides) -> dict:
@@ -40,8 +31,8 @@ def _add_form(**overrides) -> dict:
     return data
 
 
-def test_adding_a_tenant_in_the_admin_provisions_it(staff_client):
-    response = staff_client.post("/admin/tenants/tenant/add/", _add_form())
+def test_adding_a_tenant_in_the_admin_provisions_it(superuser_client):
+    response = superuser_client.post("/admin/tenants/tenant/add/", _add_form())
     assert response.status_code == HTTPStatus.FOUND, response.content[:2000]
     tenant = Tenant.objects.get(slug="massive")
     try:
@@ -67,32 +58,34 @@ def test_adding_a_tenant_in_the_admin_provisions_it(staff_client):
     ],
 )
 def test_bad_input_in_the_admin_is_a_form_error_and_changes_nothing(
-    staff_client, acme, overrides, message
+    superuser_client, acme, overrides, message
 ):
     before = Tenant.objects.count()
-    response = staff_client.post("/admin/tenants/tenant/add/", _add_form(**overrides))
+    response = superuser_client.post("/admin/tenants/tenant/add/", _add_form(**overrides))
     assert response.status_code == HTTPStatus.OK
     assert message in response.content.decode()
     assert Tenant.objects.count() == before
 
 
-def test_the_admin_offers_no_delete_page(staff_client, acme):
+def test_the_admin_offers_no_delete_page(superuser_client, acme):
     """Deleting a row would free its slug while its database lives on: tenants are
     suspended in the admin and dropped only by `drop_tenant`."""
-    response = staff_client.get(f"/admin/tenants/tenant/{acme.pk}/delete/")
+    response = superuser_client.get(f"/admin/tenants/tenant/{acme.pk}/delete/")
     assert response.status_code == HTTPStatus.FORBIDDEN
 
 
-def test_suspend_and_activate_actions(staff_client, acme):
+def test_suspend_and_activate_actions(superuser_client, acme):
     changelist = "/admin/tenants/tenant/"
-    staff_client.post(changelist, {"action": "suspend_selected", "_selected_action": [acme.pk]})
+    superuser_client.post(changelist, {"action": "suspend_selected", "_selected_action": [acme.pk]})
     assert Tenant.objects.get(pk=acme.pk).status == Tenant.Status.SUSPENDED
-    staff_client.post(changelist, {"action": "activate_selected", "_selected_action": [acme.pk]})
+    superuser_client.post(
+        changelist, {"action": "activate_selected", "_selected_action": [acme.pk]}
+    )
     assert Tenant.objects.get(pk=acme.pk).status == Tenant.Status.ACTIVE
 
 
-def test_migrate_action_reports_per_tenant(staff_client, acme):
-    response = staff_client.post(
+def test_migrate_action_reports_per_tenant(superuser_client, acme):
+    response = superuser_client.post(
         "/admin/tenants/tenant/",
         {"action": "migrate_selected", "_selected_action": [acme.pk]},
         follow=True,

@@ -4,9 +4,10 @@ drop_tenant. Exit codes and messages are the contract of API.md's Commands secti
 import io
 import json
 import threading
+from http import HTTPStatus
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.db import transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -16,34 +17,15 @@ from tenants.context import use_tenant
 from tenants.management.commands import migrate_tenants
 from tenants.models import Tenant
 from tenants.selectors import expected_tenant_migrations, pending_migrations
-from tests.conftest import client_for
+from tests.helpers import client_for, run_command
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-
-
-def run(*args, **kwargs) -> str:
-    out = io.StringIO()
-    call_command(*args, stdout=out, stderr=out, **kwargs)
-    return out.getvalue()
-
-
-@pytest.fixture
-def dropped_after(tenant_databases):
-    """Drops the databases of slugs created through the command in a test."""
-    slugs: list[str] = []
-    yield slugs
-    for slug in slugs:
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is not None:
-            cfg = tenant_db.tenant_database_settings(tenant)
-            tenant_db.unregister_alias(tenant.alias)
-            tenant_db.drop_database(cfg)
 
 
 def test_create_tenant_provisions_with_first_admin(dropped_after, monkeypatch):
     dropped_after.append("wayne")
     monkeypatch.setenv("TENANT_ADMIN_PASSWORD", "Batcave-1939-pw")
-    out = run(
+    out = run_command(
         "create_tenant",
         "wayne",
         "--name",
@@ -83,12 +65,12 @@ def test_create_tenant_provisions_with_first_admin(dropped_after, monkeypatch):
 def test_create_tenant_bad_input_exits_non_zero_and_changes_nothing(acme, args, message):
     before = Tenant.objects.count()
     with pytest.raises(CommandError, match=message):
-        run("create_tenant", *args)
+        run_command("create_tenant", *args)
     assert Tenant.objects.count() == before
 
 
 def test_migrate_tenants_reports_each_tenant_and_skips_up_to_date_ones(acme, globex):
-    out = run("migrate_tenants", "--parallel", "2")
+    out = run_command("migrate_tenants", "--parallel", "2")
     assert "acme: up to date" in out
     assert "globex: up to date" in out
     assert "0 failed" in out
@@ -103,7 +85,7 @@ def test_migrate_tenants_applies_pending_migrations(tenant_factory):
             "DELETE FROM django_migrations WHERE app = 'token_blacklist' AND "
             "name = '0013_alter_blacklistedtoken_options_and_more'"
         )
-    out = run("migrate_tenants", "--tenant", "pending-co")
+    out = run_command("migrate_tenants", "--tenant", "pending-co")
     assert "pending-co: applied 1 migration(s)" in out
     assert tenant_db.database_exists(cfg)
 
@@ -115,7 +97,7 @@ def test_migrate_tenants_keeps_going_past_a_failure_and_names_it(acme, tenant_fa
     )
     tenant_db.unregister_alias(broken.alias)
     with pytest.raises(CommandError, match="Failed: broken-co") as excinfo:
-        run("migrate_tenants")
+        run_command("migrate_tenants")
     assert "acme" not in str(excinfo.value)
     # Restore so the fixture can drop the real database.
     Tenant.objects.filter(pk=broken.pk).update(database_url="", database_name=broken.database_name)
@@ -132,7 +114,7 @@ def test_migrate_tenants_migrates_the_pending_tenant_among_up_to_date_ones(
             "name = '0013_alter_blacklistedtoken_options_and_more'"
         )
     tenant_db.close_connection(tenant.alias)
-    out = run("migrate_tenants")
+    out = run_command("migrate_tenants")
     assert "acme: up to date" in out
     assert "globex: up to date" in out
     assert "behind-co: applied 1 migration(s)" in out
@@ -149,7 +131,7 @@ def test_migrate_tenants_checks_tenants_concurrently_by_default(acme, globex, mo
         return real(tenant)
 
     monkeypatch.setattr(migrate_tenants, "tenant_pending_migrations", check_when_both_are_running)
-    out = run("migrate_tenants", "--tenant", "acme", "--tenant", "globex")
+    out = run_command("migrate_tenants", "--tenant", "acme", "--tenant", "globex")
     assert "acme: up to date" in out
     assert "globex: up to date" in out
     assert "0 failed" in out
@@ -165,7 +147,7 @@ def test_migrate_tenants_names_a_tenant_whose_check_fails(acme, globex, monkeypa
 
     monkeypatch.setattr(migrate_tenants, "tenant_pending_migrations", globex_down)
     with pytest.raises(CommandError, match=r"Failed: globex$"):
-        run("migrate_tenants", "--tenant", "acme", "--tenant", "globex")
+        run_command("migrate_tenants", "--tenant", "acme", "--tenant", "globex")
 
 
 def test_pending_migrations_is_one_query(acme):
@@ -195,26 +177,26 @@ def test_pending_migrations_of_a_never_migrated_database_are_all_of_them(tenant_
 
 def test_migrate_tenants_unknown_slug_is_an_error(acme):
     with pytest.raises(CommandError, match="nobody"):
-        run("migrate_tenants", "--tenant", "nobody")
+        run_command("migrate_tenants", "--tenant", "nobody")
 
 
 def test_tenant_command_runs_inside_the_tenant(acme, globex):
     with use_tenant(acme):
         User.objects.create_user("ann", "ann@acme.test", "x")
-    out = run("tenant_command", "--tenant", "acme", "flushexpiredtokens")
+    out = run_command("tenant_command", "--tenant", "acme", "flushexpiredtokens")
     assert "== acme ==" in out
-    out = run("tenant_command", "--all-tenants", "flushexpiredtokens")
+    out = run_command("tenant_command", "--all-tenants", "flushexpiredtokens")
     assert "== acme ==" in out
     assert "== globex ==" in out
 
 
 def test_tenant_command_needs_a_known_active_tenant(acme):
     with pytest.raises(CommandError, match="Unknown tenant"):
-        run("tenant_command", "--tenant", "nobody", "check")
+        run_command("tenant_command", "--tenant", "nobody", "check")
 
 
 def test_list_tenants_json(acme, globex):
-    rows = json.loads(run("list_tenants", "--json"))
+    rows = json.loads(run_command("list_tenants", "--json"))
     by_slug = {row["slug"]: row for row in rows}
     assert by_slug["acme"]["status"] == "active"
     assert by_slug["acme"]["domains"] == ["acme.test"]
@@ -223,7 +205,7 @@ def test_list_tenants_json(acme, globex):
 
 
 def test_list_tenants_table(acme):
-    out = run("list_tenants")
+    out = run_command("list_tenants")
     assert out.splitlines()[0].split() == ["SLUG", "STATUS", "DOMAINS", "DATABASE", "PENDING"]
     assert "acme.test" in out
 
@@ -231,7 +213,7 @@ def test_list_tenants_table(acme):
 def test_drop_tenant_refuses_an_active_tenant(tenant_factory):
     tenant = tenant_factory("stark")
     with pytest.raises(CommandError, match="only a suspended tenant"):
-        run("drop_tenant", "stark", "--yes")
+        run_command("drop_tenant", "stark", "--yes")
     assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
 
 
@@ -240,7 +222,7 @@ def test_drop_tenant_without_yes_and_no_terminal_keeps_the_database(tenant_facto
     Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(CommandError, match="--yes"):
-        run("drop_tenant", "oscorp")
+        run_command("drop_tenant", "oscorp")
     assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
 
 
@@ -248,10 +230,10 @@ def test_drop_tenant_with_yes_drops_and_keeps_the_row(tenant_factory):
     tenant = tenant_factory("tyrell")
     cfg = tenant_db.tenant_database_settings(tenant)
     Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
-    out = run("drop_tenant", "tyrell", "--yes")
+    out = run_command("drop_tenant", "tyrell", "--yes")
     assert "dropped" in out
     assert not tenant_db.database_exists(cfg)
     assert Tenant.objects.get(slug="tyrell").status == Tenant.Status.DROPPED
     response = client_for("tyrell.test").get("/api/address-book")
-    assert response.status_code == 404
+    assert response.status_code == HTTPStatus.NOT_FOUND
     assert response.json()["message"] == "Unknown tenant"

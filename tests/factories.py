@@ -1,0 +1,55 @@
+"""Factories: the users, staff, contacts and tokens tests build. The conftest fixtures
+(`make_user`, `make_contact`, `bearer`, `staff`) hand these out; a test or a helper that
+builds data outside a fixture calls them directly."""
+
+from __future__ import annotations
+
+from accounts.models import User
+from accounts.tokens import issue_tokens
+from addressbook.models import Contact
+from tenants.context import use_tenant
+
+PASSWORD = "Sup3r-Secret-pw"
+NEW_PASSWORD = "An0ther-Secret-pw"
+WRONG_PASSWORD = "Wrong-pass-123"
+
+
+def create_user(tenant, username="alice", *, role=None, password=PASSWORD, **extra) -> User:
+    """A user in the tenant's database (the main one with tenant=None)."""
+    with use_tenant(tenant):
+        user = User.objects.create_user(
+            username, extra.pop("email", f"{username}@example.test"), password, **extra
+        )
+        if role is not None:
+            user.role = role
+            user.save(update_fields=["role"])
+    return user
+
+
+def create_staff(username="root", *, email=None, password=PASSWORD, **extra) -> User:
+    """A platform staff account (main database)."""
+    return User.objects.create_user(
+        username, email or f"{username}@example.test", password, is_staff=True, **extra
+    )
+
+
+def create_contact(tenant, name="Someone", **fields) -> Contact:
+    """A contact in the tenant's database."""
+    with use_tenant(tenant):
+        return Contact.objects.create(name=name, **fields)
+
+
+def access_token(user, tenant) -> str:
+    """A fresh access token of `user` in `tenant` (None: a platform token)."""
+    with use_tenant(tenant):
+        return issue_tokens(user, tenant)["access"]
+
+
+def bearer_for(user, tenant) -> dict:
+    """Headers for APIClient calls carrying a fresh access token of `user` in `tenant`."""
+    return bearer_header(access_token(user, tenant))
+
+
+def bearer_header(access: str) -> dict:
+    """Headers for APIClient calls carrying `access`."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
