@@ -1,5 +1,6 @@
-"""Summarise py-spy collapsed stacks (raw/profile-*.txt): the functions with the most
-samples, by own time and by inclusive time.
+"""py-spy profiles: `record()` starts py-spy on processes of a scenario (`bench.run
+--profile KEY`); `python -m bench.profile` summarises the collapsed stacks it wrote
+(raw/profile-*.txt): the functions with the most samples, by own time and by inclusive time.
 
     python -m bench.profile bench/results/raw/profile-list-*.txt [--top 25] [--grep text]
 """
@@ -7,7 +8,24 @@ samples, by own time and by inclusive time.
 from __future__ import annotations
 
 import argparse
+import subprocess
 from collections import Counter
+from pathlib import Path
+
+from bench.servers import VENV_BIN
+
+
+def record(key: str, pids: list[int], seconds: int, directory: Path) -> list[subprocess.Popen]:
+    """py-spy recording each of `pids` for `seconds`; collapsed stacks go to
+    `directory`/profile-<key>-<pid>.txt. Wait for the returned processes (or send them
+    SIGINT: py-spy writes its output then)."""
+    procs = []
+    for pid in pids:
+        out = directory / f"profile-{key}-{pid}.txt"
+        argv = [str(VENV_BIN / "py-spy"), "record", "-p", str(pid), "-r", "200", "-f", "raw"]
+        argv += ["-d", str(seconds), "--nonblocking", "-o", str(out)]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
 
 
 def load(paths: list[str]) -> list[tuple[list[str], int]]:

@@ -160,7 +160,7 @@ def test_bypass_settings_remove_tenancy_only(monkeypatch):
 
 
 def _postgresql_server_binaries_installed() -> bool:
-    from bench.pgserver import binaries
+    from bench.servers import binaries
 
     try:
         binaries()
@@ -184,7 +184,7 @@ def test_own_postgresql_cluster_starts_sized_and_is_removed():
     the round-robin scenario, and gone (server and files) after the `with` block."""
     import psycopg
 
-    from bench.pgserver import MAX_CONNECTIONS, PgServer
+    from bench.servers import MAX_CONNECTIONS, PgServer
 
     with PgServer() as pg:
         root = pg.root
@@ -195,3 +195,59 @@ def test_own_postgresql_cluster_starts_sized_and_is_removed():
     assert not root.exists()
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(f"{pg.url}/postgres", connect_timeout=2)
+
+
+def _scenario_modules():
+    import pkgutil
+
+    import bench.scenarios
+
+    names = [info.name for info in pkgutil.iter_modules(bench.scenarios.__path__)]
+    return [importlib.import_module(f"bench.scenarios.{name}") for name in sorted(names)]
+
+
+def test_every_scenario_module_declares_its_key_title_targets_and_needs():
+    from bench.context import full
+    from bench.scenarios import ORDER, Metric, Need, Scenario
+
+    modules = _scenario_modules()
+    assert modules
+    for module in modules:
+        assert isinstance(module.KEY, str) and module.KEY, module.__name__
+        assert module.__name__ == f"bench.scenarios.{module.KEY}"
+        assert isinstance(module.TITLE, str) and module.TITLE
+        assert module.NEEDS and all(isinstance(need, Need) for need in module.NEEDS)
+        assert module.METRICS and all(isinstance(m, Metric) for m in module.METRICS)
+        # A target each, or None: an informational figure.
+        assert all(m.target is None or isinstance(m.target, Target) for m in module.METRICS)
+        assert callable(module.run)
+        scenario = Scenario.from_module(module, full())
+        assert "{" not in scenario.title  # every placeholder is filled from the mode
+    keys = [module.KEY for module in modules]
+    assert len(keys) == len(set(keys))
+    assert sorted(ORDER) == sorted(keys)  # each module runs, in one place in the order
+    metric_keys = [f"{m.KEY}.{metric.key}" for m in modules for metric in m.METRICS]
+    assert len(metric_keys) == len(set(metric_keys))
+
+
+def test_scenario_rows_carry_its_title_targets_and_notes():
+    from bench.context import Context, quick
+    from bench.scenarios import scenarios
+
+    (scenario,) = scenarios(quick(), ["round_robin"])
+    ctx = Context(mode=quick(), pg="postgres://postgres@127.0.0.1:1", env={"X": "1"})
+    runs = [
+        {"ratio": 0.95, "rps_one": 600.0, "rps_many": 570.0, "sessions_per_req": 0.0},
+        {"ratio": 0.97, "rps_one": 610.0, "rps_many": 592.0, "sessions_per_req": 0.01},
+    ]
+    (row,) = scenario.rows(ctx, runs, loads=[0.5, 0.6], contention=[0, 2], error="")
+    assert row.key == "round_robin.ratio"
+    assert row.scenario == "same across 10 tenants round-robin vs 1 tenant"
+    assert row.target == Target(">=", 0.90)
+    assert row.verdict() == "met" and row.summary.median == pytest.approx(0.96)
+    assert row.note == (
+        "1 tenant [600, 610] req/s, 10 tenants [570, 592]; new DB sessions per request "
+        "[0.0, 0.01]. other test processes seen: 2"
+    )
+    (failed,) = scenario.rows(ctx, [], loads=[0.5], contention=[0], error="RuntimeError: x")
+    assert failed.verdict() == "ERROR" and failed.note == ""
