@@ -19,8 +19,6 @@ import json
 import os
 import random
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,10 +30,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import gunicorn_argv, server_env
+from bench.servers import (
+    ROOT,
+    VENV_BIN,
+    Server,
+    children_of,
+    create_database,
+    drop_databases,
+    flush_redis,
+    free_port,
+    gunicorn_argv,
+    rss_kib,
+    server_env,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 MAIN_DB = "tk_soak"
 PREFIX = "tksoak_"
@@ -60,39 +68,10 @@ def soak_env() -> dict[str, str]:
     )
 
 
-# --- databases ----------------------------------------------------------------------------
-def admin_conn():
-    import psycopg
-
-    return psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True)
-
-
-def drop_soak_databases() -> int:
-    with admin_conn() as conn:
-        names = [
-            row[0]
-            for row in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname = %s OR datname LIKE %s",
-                [MAIN_DB, PREFIX + "%"],
-            )
-        ]
-        for name in names:
-            assert name == MAIN_DB or name.startswith(PREFIX)
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    return len(names)
-
-
-def flush_redis() -> None:
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-
-
 def setup(env: dict[str, str], slugs: list[str]) -> None:
-    flush_redis()
-    say(f"dropped {drop_soak_databases()} leftover soak database(s)")
-    with admin_conn() as conn:
-        conn.execute(f'CREATE DATABASE "{MAIN_DB}"')
+    flush_redis(REDIS_URL)
+    say(f"dropped {drop_databases(PG_SERVER, MAIN_DB, PREFIX)} leftover soak database(s)")
+    create_database(PG_SERVER, MAIN_DB)
     script = (
         "import django; django.setup()\n"
         "from django.core.management import call_command\n"
@@ -108,54 +87,6 @@ def setup(env: dict[str, str], slugs: list[str]) -> None:
     started = time.time()
     subprocess.run([str(VENV_BIN / "python"), "-c", script, spec], env=env, cwd=ROOT, check=True)
     say(f"migrated and provisioned {len(slugs)} tenants in {time.time() - started:.1f}s")
-
-
-# --- the server ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def children_of(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def start_gunicorn(env: dict[str, str], port: int, workers: int, log: Path):
-    argv = gunicorn_argv(str(VENV_BIN / "gunicorn"), port, workers)
-    handle = log.open("ab")
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log}")
-        with contextlib.suppress(OSError):
-            status, _ = request(port, "GET", "/health", "localhost")
-            if status == 200:
-                return proc, handle
-        time.sleep(0.2)
-    raise RuntimeError("gunicorn did not answer /health")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- the load -----------------------------------------------------------------------------
@@ -333,11 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     env = soak_env()
     slugs = [f"s{i:02d}" for i in range(1, args.tenants + 1)]
     log = Path(tempfile.gettempdir()) / f"soak-gunicorn-{os.getpid()}.log"
-    proc = None
+    server = None
     try:
         setup(env, slugs)
         port = free_port()
-        proc, handle = start_gunicorn(env, port, args.workers, log)
+        argv = gunicorn_argv(str(VENV_BIN / "gunicorn"), port, args.workers)
+        server = Server("gunicorn", argv, env, port, log).__enter__()
         tokens = {}
         for slug in slugs:
             for attempt in range(10):  # a 503 is a shared server out of connections: wait
@@ -356,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"gunicorn ({args.workers} workers) on :{port}; {len(tokens)} tenants logged in")
 
         ledger, samples, stop_sampling = Ledger(), [], threading.Event()
-        sampler = threading.Thread(target=sample_rss, args=(proc.pid, samples, stop_sampling))
+        sampler = threading.Thread(
+            target=sample_rss, args=(server.proc.pid, samples, stop_sampling)
+        )
         sampler.start()
         deadline = time.time() + duration
         say(f"{args.clients} clients for {duration:.0f}s")
@@ -372,8 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.time() - started
         stop_sampling.set()
         sampler.join()
-        stop(proc)
-        handle.close()
+        server.stop()
 
         total = sum(ledger.statuses.values())
         five_xx = sum(n for status, n in ledger.statuses.items() if status >= 500)
@@ -405,13 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0 if report["ok"] else 1
     finally:
-        if proc is not None:
-            stop(proc)
+        if server is not None:
+            server.stop()
         if not args.keep:
             with contextlib.suppress(Exception):
-                say(f"dropped {drop_soak_databases()} soak database(s)")
+                say(f"dropped {drop_databases(PG_SERVER, MAIN_DB, PREFIX)} soak database(s)")
             with contextlib.suppress(Exception):
-                flush_redis()
+                flush_redis(REDIS_URL)
 
 
 if __name__ == "__main__":
