@@ -1,5 +1,5 @@
 """Hostile inputs for every writable field of every operation in the served OpenAPI
-schema (the `hostile_inputs` scenario of bench/run.py).
+schema (the `hostile_inputs` scenario, bench/scenarios/hostile_inputs.py).
 
 Each probe is one request: one field of one operation's JSON body (or one query or path
 parameter) set to a pathological value, every other field left out, so that the field's

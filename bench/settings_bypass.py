@@ -3,8 +3,8 @@
 The same middleware stack minus `TenantMiddleware`, no database router, and `default`
 pointed at one fixed tenant database (`BENCH_BYPASS_DATABASE_URL`), so the address book view
 runs exactly as in production but reads that database without resolving a tenant. Tokens
-for it carry `tenant: null` (no tenant is active). Used only by `bench/run.py` to measure
-what tenancy costs; never deploy it.
+for it carry `tenant: null` (no tenant is active). Used only by the `bypass` scenario
+(bench/scenarios/bypass.py) to measure what tenancy costs; never deploy it.
 """
 
 import environ
