@@ -183,7 +183,7 @@ def test_token_revoked_before_the_outage_stays_revoked(on_redis, alice):
     assert me("acme.test", access).status_code == HTTPStatus.OK
     assert logout(access).status_code == HTTPStatus.NO_CONTENT
     on_redis.kill()
-    response = timed(me, access)
+    response = timed(me, "acme.test", access)
     assert (response.status_code, response.json()["message"]) == (
         HTTPStatus.UNAUTHORIZED,
         "Invalid token",
@@ -201,7 +201,7 @@ def test_token_revoked_during_the_outage_stays_revoked_after_it(outage, on_redis
     else:
         on_redis.pause()
     assert timed(logout, access).status_code == HTTPStatus.NO_CONTENT
-    assert timed(me, access).status_code == HTTPStatus.UNAUTHORIZED
+    assert timed(me, "acme.test", access).status_code == HTTPStatus.UNAUTHORIZED
     if outage == "crash":
         on_redis.start()
     else:
@@ -225,7 +225,7 @@ def test_password_change_during_the_outage_refuses_old_tokens(on_redis, alice):
         HTTP_AUTHORIZATION=f"Bearer {access}",
     )
     assert changed.status_code == HTTPStatus.OK
-    assert timed(me, access).status_code == HTTPStatus.UNAUTHORIZED
+    assert timed(me, "acme.test", access).status_code == HTTPStatus.UNAUTHORIZED
 
 
 # --- readiness and recovery ---------------------------------------------------------------
