@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from config.errors import reason_phrase  # noqa: E402
+from logstream.handshake import OriginValidator  # noqa: E402
 from logstream.redaction import redact_secrets  # noqa: E402
 from logstream.routing import websocket_urlpatterns  # noqa: E402
 
@@ -62,9 +63,11 @@ class NoWebSocketRoute(AsyncWebsocketConsumer):
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # The consumer checks Origin and credentials itself (logstream.auth), so that a
-        # refusal is a plain HTTP 403 and non-browser clients without Origin are served.
-        # Any other path is refused at the handshake (403), not a "No route found" 500.
-        "websocket": URLRouter([*websocket_urlpatterns, re_path(r"", NoWebSocketRoute.as_asgi())]),
+        # Origin first, on every path; the log stream's routes then authenticate the
+        # handshake (logstream.handshake). Any other path is refused at the handshake
+        # (403), not a "No route found" 500.
+        "websocket": OriginValidator(
+            URLRouter([*websocket_urlpatterns, re_path(r"", NoWebSocketRoute.as_asgi())])
+        ),
     }
 )

@@ -9,7 +9,8 @@ only from `ADMIN_ALLOWED_IPS` when it is set.
 A stream lives longer than its handshake: `credentials_still_valid` runs the same checks
 again (the HTTP API's token validation, the admin's session validation, the tenant's
 status, `WS_LOGS_ADMIN_USER`) every `WS_AUTH_RECHECK_SECONDS`, and the consumer closes the
-socket (4401) when they fail.
+socket (4401) when they fail. The handshake's checks run in `logstream.handshake`, before
+the consumer.
 """
 
 from __future__ import annotations
@@ -228,12 +229,12 @@ def credentials_still_valid(viewer: LogViewer) -> bool:
     return user.pk == viewer.user.pk and may_read_logs(user, tenant)
 
 
-def authenticate_handshake(scope: dict) -> LogViewer | None:
-    """The viewer the handshake's credentials name, or None to refuse it. Queries the
-    databases: call it through `database_sync_to_async`."""
+def authenticate_handshake(scope: dict, *, tenant: Tenant | None) -> LogViewer | None:
+    """The viewer the handshake's credentials name, or None to refuse it; `tenant` is the
+    handshake's (`handshake_tenant`). Queries the databases: call it through
+    `database_sync_to_async`."""
     headers = handshake_headers(scope)
     cookies = parse_cookie(headers.get("cookie", ""))
-    tenant = handshake_tenant(scope)
     viewer = None
     for raw in _raw_tokens(scope, headers, cookies):
         viewer = _viewer_from_token(raw, tenant)

@@ -14,12 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from logstream import fanout
-from logstream.auth import (
-    authenticate_handshake,
-    credentials_still_valid,
-    handshake_query,
-    origin_allowed,
-)
+from logstream.auth import credentials_still_valid, handshake_query
 from logstream.events import format_timestamp, parse_level
 
 logger = logging.getLogger("logstream.consumers")
@@ -37,7 +32,8 @@ def connected_clients() -> int:
 
 
 class LogStreamConsumer(AsyncWebsocketConsumer):
-    """Streams log records to one authenticated client.
+    """Streams log records to one authenticated client: the viewer `LogViewerMiddleware`
+    put in the scope (none: the handshake is refused).
 
     This process's fanout (`logstream.fanout`) pushes the frames the client may see into
     its own bounded buffer (`WS_LOG_BUFFER_SIZE`); a sender task drains it, one record per
@@ -55,11 +51,8 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
     rechecker: asyncio.Task | None = None
 
     async def connect(self):
-        if not origin_allowed(self.scope):
-            logger.warning("Log stream handshake refused: origin not allowed")
-            await self.close()
-            return
-        viewer = await database_sync_to_async(authenticate_handshake)(self.scope)
+        # Origin and credentials were checked at the handshake (logstream.handshake).
+        viewer = self.scope.get("log_viewer")
         if viewer is None:
             logger.warning("Log stream handshake refused: no valid credentials")
             await self.close()
