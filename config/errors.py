@@ -5,10 +5,8 @@ and Django's error handlers), never as an HTML page or a bare `{"detail": ...}`.
 """
 
 import logging
-import math
 from http import HTTPStatus
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
@@ -59,34 +57,6 @@ def error_response(
         status=status_code,
         headers=headers,
         json_dumps_params={"separators": (",", ":"), "ensure_ascii": False},
-    )
-
-
-TENANT_DATABASE_UNAVAILABLE = "Tenant database unavailable"
-
-
-def tenant_database_unavailable(exc: BaseException) -> bool:
-    """True when `exc` is the active tenant's database refusing or dropping the connection;
-    the failure is then recorded (circuit breaker, /ready)."""
-    if not isinstance(exc, OperationalError | InterfaceError):
-        return False
-    # Imported here: tenants.db reads settings and connections at import.
-    from tenants import db
-    from tenants.context import get_current_tenant
-
-    tenant = get_current_tenant()
-    if tenant is None or not db.connection_failed(tenant.alias):
-        return False
-    db.record_database_failure(tenant.alias, exc)
-    return True
-
-
-def tenant_database_unavailable_response() -> JsonResponse:
-    """503 `Tenant database unavailable` with `Retry-After` (API.md): the circuit breaker
-    tries the database again after TENANT_DB_RETRY_INTERVAL seconds."""
-    retry_after = max(1, math.ceil(settings.TENANT_DB_RETRY_INTERVAL))
-    return error_response(
-        503, TENANT_DATABASE_UNAVAILABLE, headers={"Retry-After": str(retry_after)}
     )
 
 
@@ -173,8 +143,10 @@ def api_exception_handler(exc, context):
     from rest_framework.views import exception_handler
 
     response = exception_handler(exc, context)
-    if response is None and tenant_database_unavailable(exc):
-        return tenant_database_unavailable_response()
+    if response is None and isinstance(exc, OperationalError | InterfaceError):
+        # Re-raised for the middleware: a tenant database that failed is the tenants'
+        # 503 (tenants.middleware), anything else a logged 500 (ApiErrorMiddleware).
+        return None
     if response is None:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
         return error_response(500, "Internal server error")
@@ -230,8 +202,6 @@ class ApiErrorMiddleware(HybridMiddleware):
         return response
 
     def process_exception(self, request, exception):
-        if tenant_database_unavailable(exception):
-            return tenant_database_unavailable_response()
         if not request.path_info.startswith("/api/"):
             return None
         from django.core.exceptions import RequestDataTooBig

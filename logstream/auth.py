@@ -26,10 +26,10 @@ from django.http import HttpRequest, parse_cookie
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from accounts.authentication import TenantJWTAuthentication
-from config.errors import tenant_database_unavailable
 from config.network import ip_in, scope_client_ip, scope_peer
 from tenants.context import use_tenant
 from tenants.db import circuit_open
+from tenants.middleware import tenant_database_failed
 from tenants.models import Tenant
 from tenants.resolution import resolve_tenant
 
@@ -127,7 +127,7 @@ def _viewer_from_token(raw: str, tenant: Tenant | None) -> LogViewer | None:
                 try:
                     user, _token = authentication.authenticate_raw(raw)
                 except DatabaseError as exc:
-                    if not tenant_database_unavailable(exc):
+                    if not tenant_database_failed(exc):
                         raise
                     logger.warning("Log stream handshake: tenant database unavailable")
                     tenant = None  # recorded; a platform token may still be accepted

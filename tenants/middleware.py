@@ -1,22 +1,32 @@
 """Activates the request's tenant: its Host, tenant header and peer address go to
 `tenants.resolution.resolve_tenant`, a refusal is answered in the error envelope, and a
-tenant whose database circuit is open gets a 503. Platform paths run with no tenant,
+tenant whose database circuit is open gets a 503, as does a view whose tenant database
+refused or dropped the connection (the failure is recorded for the circuit breaker and
+/ready). Platform paths run with no tenant,
 whatever the host. The ContextVar is set and reset inside the same `__call__` /
 `__acall__` (asgiref #267).
 """
 
 from __future__ import annotations
 
+import math
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, JsonResponse
 
-from config.errors import error_response, tenant_database_unavailable_response
+from config.errors import error_response
 from config.middleware import HybridMiddleware
 from config.paths import is_platform_path
-from tenants.context import use_tenant
-from tenants.db import circuit_open, note_connection_used
+from tenants.context import get_current_tenant, use_tenant
+from tenants.db import (
+    circuit_open,
+    connection_failed,
+    note_connection_used,
+    record_database_failure,
+)
 from tenants.resolution import Refusal, Resolution, resolve_tenant
 
 # The answer to each refusal, as the API documents it.
@@ -26,6 +36,28 @@ REFUSALS = {
     Refusal.TENANT_SUSPENDED: (403, "Tenant suspended"),
 }
 PLATFORM = Resolution()
+TENANT_DATABASE_UNAVAILABLE = "Tenant database unavailable"
+
+
+def tenant_database_failed(exc: BaseException) -> bool:
+    """True when `exc` is the active tenant's database refusing or dropping the connection;
+    the failure is then recorded (circuit breaker, /ready)."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    tenant = get_current_tenant()
+    if tenant is None or not connection_failed(tenant.alias):
+        return False
+    record_database_failure(tenant.alias, exc)
+    return True
+
+
+def tenant_database_unavailable_response() -> JsonResponse:
+    """503 `Tenant database unavailable` with `Retry-After` (API.md): the circuit breaker
+    tries the database again after TENANT_DB_RETRY_INTERVAL seconds."""
+    retry_after = max(1, math.ceil(settings.TENANT_DB_RETRY_INTERVAL))
+    return error_response(
+        503, TENANT_DATABASE_UNAVAILABLE, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def _header_key(name: str) -> str:
@@ -83,3 +115,9 @@ class TenantMiddleware(HybridMiddleware):
         if tenant is not None and not self.is_async:
             note_connection_used(tenant.alias)
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        # The API's exception handler leaves database errors to the middleware.
+        if tenant_database_failed(exception):
+            return tenant_database_unavailable_response()
+        return None
