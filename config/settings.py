@@ -35,7 +35,7 @@ DEBUG = env.bool("DEBUG", default=not PRODUCTION and not TESTING)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 
 # --- Applications -------------------------------------------------------------------------
-# Where each table lives (ARCHITECTURE.md): apps in SHARED_APPS migrate on the main
+# Where each table lives (docs/architecture.md): apps in SHARED_APPS migrate on the main
 # database, apps in TENANT_APPS on every tenant database; apps in both live in both.
 SHARED_APPS = [
     "daphne",

@@ -1,4 +1,4 @@
-"""WSGI entry point: the HTTP API in production (see ARCHITECTURE.md, server model)."""
+"""WSGI entry point: the HTTP API in production (see docs/architecture.md, server model)."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Sends each model to the database ARCHITECTURE.md places it in.
+"""Sends each model to the database docs/architecture.md places it in.
 
 The placement table is `SHARED_APPS` / `TENANT_APPS` in settings; this router only reads it.
 """
