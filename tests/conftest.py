@@ -21,6 +21,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 from rest_framework.test import APIClient
 
+from config import ratelimit
 from tenants import db as tenant_db
 from tenants.models import Tenant
 from tenants.resolution import resolver
@@ -159,10 +160,13 @@ def tenant_factory(tenant_databases):
 
 
 @pytest.fixture
-def low_rate(settings):
-    """A per-IP login rate of 3 a minute, the lockout out of the way."""
+def low_rate(settings, monkeypatch):
+    """A per-IP login rate of 3 a minute, the lockout out of the way. The rate limiter's
+    clock stands still, so a test's attempts never straddle two one-minute windows."""
     settings.LOGIN_RATE_LIMIT_PER_MINUTE = 3
     settings.LOGIN_LOCKOUT_THRESHOLD = 100
+    frozen = ratelimit._now()
+    monkeypatch.setattr(ratelimit, "_now", lambda: frozen)
 
 
 @pytest.fixture
