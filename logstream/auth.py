@@ -27,7 +27,7 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from accounts.authentication import TenantJWTAuthentication
 from config.network import ip_in, scope_client_ip, scope_peer
-from tenants.context import use_tenant
+from tenants.context import slug_of, use_tenant
 from tenants.db import circuit_open
 from tenants.middleware import tenant_database_failed
 from tenants.models import Tenant
@@ -169,7 +169,7 @@ def may_read_logs(user, tenant: Tenant | None) -> bool:
     entries = settings.WS_LOGS_ADMIN_USER
     if not any(value.strip() for value in entries):
         return True
-    wanted = ((tenant.slug if tenant is not None else None), str(user.username))
+    wanted = (slug_of(tenant), str(user.username))
     if tenant is not None and (
         not getattr(user, "is_tenant_admin", False) or getattr(user, "signed_up", True)
     ):

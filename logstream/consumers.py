@@ -16,6 +16,7 @@ from django.conf import settings
 from logstream import fanout
 from logstream.auth import credentials_still_valid, handshake_query
 from logstream.events import format_timestamp, parse_level
+from tenants.context import slug_of
 
 logger = logging.getLogger("logstream.consumers")
 _connected = 0
@@ -62,7 +63,7 @@ class LogStreamConsumer(AsyncWebsocketConsumer):
         self.format = fmt if fmt in ("json", "text") else settings.WS_LOG_FORMAT
         self.min_level = parse_level((query.get("level") or [""])[0])
         self.batch_delay = parse_batch((query.get("batch") or [""])[0])
-        self.tenant_slug = viewer.tenant.slug if viewer.tenant is not None else None
+        self.tenant_slug = slug_of(viewer.tenant)
         self.capacity = max(1, settings.WS_LOG_BUFFER_SIZE)
         self.lines: deque[str] = deque()
         self.dropped = 0
