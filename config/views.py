@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from config.errors import error_response
 from config.openapi import HealthSerializer, ReadinessSerializer
-from tenants.db import recently_unavailable_tenants
+from tenants.db.breaker import recently_unavailable_tenants
 
 
 class OperationsView(APIView):

@@ -28,7 +28,7 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from accounts.authentication import TenantJWTAuthentication
 from config.network import ip_in, scope_client_ip, scope_peer
 from tenants.context import slug_of, use_tenant
-from tenants.db import circuit_open
+from tenants.db.breaker import circuit_open
 from tenants.middleware import tenant_database_failed
 from tenants.models import Tenant
 from tenants.resolution import resolve_tenant

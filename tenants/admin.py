@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html_join
 
 from tenants import services
+from tenants.db.aliases import database_name_for
 from tenants.models import Domain, Tenant
 from tenants.routers import shared_labels, tenant_labels
 from tenants.validators import normalize_host
@@ -170,7 +171,7 @@ class TenantAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             obj.status = Tenant.Status.PROVISIONING
-            obj.database_name = services.db.database_name_for(obj.slug, obj.database_url)
+            obj.database_name = database_name_for(obj.slug, obj.database_url)
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):

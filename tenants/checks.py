@@ -8,7 +8,8 @@ def check_tenant_databases(app_configs, databases=None, **kwargs):
     """Every active tenant's database answers and has no unapplied migration."""
     if not databases or "default" not in databases:
         return []
-    from tenants.db import close_connection, register_tenant_database
+    from tenants.db.aliases import register_tenant_database
+    from tenants.db.connections import close_connection
     from tenants.models import Tenant
     from tenants.selectors import pending_migrations
 

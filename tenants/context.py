@@ -40,7 +40,7 @@ def current_tenant_slug(default: str | None = None) -> str | None:
 def use_tenant(tenant: Tenant | None) -> Iterator[Tenant | None]:
     """Activate `tenant` (None: no tenant) for the enclosed block; always restored."""
     if tenant is not None:
-        from tenants.db import register_tenant_database
+        from tenants.db.aliases import register_tenant_database
 
         register_tenant_database(tenant)
     token = _current_tenant.set(tenant)

@@ -21,12 +21,8 @@ from config.errors import error_response
 from config.middleware import HybridMiddleware
 from config.paths import is_platform_path
 from tenants.context import get_current_tenant, use_tenant
-from tenants.db import (
-    circuit_open,
-    connection_failed,
-    note_connection_used,
-    record_database_failure,
-)
+from tenants.db.breaker import circuit_open, connection_failed, record_database_failure
+from tenants.db.connections import note_connection_used
 from tenants.resolution import Refusal, Resolution, resolve_tenant
 
 # The answer to each refusal, as the API documents it.

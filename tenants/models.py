@@ -1,5 +1,6 @@
 from django.db import models
 
+from tenants.db.aliases import alias_for
 from tenants.validators import validate_domain, validate_slug
 
 
@@ -39,7 +40,7 @@ class Tenant(models.Model):
     @property
     def alias(self) -> str:
         """The `DATABASES` alias this tenant's queries are routed to."""
-        return f"tenant_{self.slug}"
+        return alias_for(self.slug)
 
     @property
     def is_active(self) -> bool:

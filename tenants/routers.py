@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 
 from tenants.context import NoTenantError, get_current_tenant
-from tenants.db import is_tenant_alias
+from tenants.db.aliases import is_tenant_alias
 
 
 @cache

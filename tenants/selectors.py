@@ -10,7 +10,10 @@ from django.db import DatabaseError, connections, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
-from tenants import db as tenant_db
+from tenants.db.aliases import register_tenant_database, tenant_database_settings
+from tenants.db.connections import close_connection
+from tenants.db.exceptions import TenantDatabaseError
+from tenants.db.servers import database_exists
 from tenants.models import Tenant
 from tenants.resolution import resolver
 
@@ -71,11 +74,11 @@ def pending_migrations(alias: str) -> list[tuple[str, str]]:
 def tenant_pending_migrations(tenant: Tenant) -> list[tuple[str, str]]:
     """`pending_migrations` of the tenant's database, read on a connection of this thread
     that is closed again before returning."""
-    alias = tenant_db.register_tenant_database(tenant)
+    alias = register_tenant_database(tenant)
     try:
         return pending_migrations(alias)
     finally:
-        tenant_db.close_connection(alias)
+        close_connection(alias)
 
 
 def tenant_health(*, tenant: Tenant) -> dict:
@@ -83,11 +86,11 @@ def tenant_health(*, tenant: Tenant) -> dict:
     body = {"slug": tenant.slug, "tenant_status": tenant.status}
     alias = tenant.alias
     try:
-        if tenant.status == Tenant.Status.DROPPED or not tenant_db.database_exists(
-            tenant_db.tenant_database_settings(tenant)
+        if tenant.status == Tenant.Status.DROPPED or not database_exists(
+            tenant_database_settings(tenant)
         ):
-            raise tenant_db.TenantDatabaseError("database missing")
-        tenant_db.register_tenant_database(tenant)
+            raise TenantDatabaseError("database missing")
+        register_tenant_database(tenant)
         connections[alias].ensure_connection()
         pending = pending_migrations(alias)
     except Exception:
@@ -99,7 +102,7 @@ def tenant_health(*, tenant: Tenant) -> dict:
             pending_migrations=[f"{app}.{name}" for app, name in pending],
         )
     finally:
-        tenant_db.close_connection(alias)
+        close_connection(alias)
     healthy = body["database"] == "ok" and body["migrations"] == "ok"
     body["status"] = "ok" if healthy else "unhealthy"
     return body

@@ -24,8 +24,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import ServiceUnavailable
-from tenants import db
 from tenants.context import use_tenant
+from tenants.db import aliases, servers
+from tenants.db.connections import close_connection
+from tenants.db.exceptions import TenantDatabaseError
 from tenants.models import Domain, Tenant
 from tenants.selectors import pending_migrations
 from tenants.validators import normalize_host, validate_domain, validate_slug
@@ -159,10 +161,10 @@ def validate_tenant_input(
     if errors:
         raise ValidationError(errors)
 
-    server = db._server_settings(database_url)
+    server = aliases.server_settings(database_url)
     try:
-        db.check_server(server)
-    except db.TenantDatabaseError as exc:
+        servers.check_server(server)
+    except TenantDatabaseError as exc:
         raise ValidationError({"database_url" if database_url else "database": [str(exc)]}) from exc
     return hosts
 
@@ -198,18 +200,18 @@ def _slug_availability_errors(slug: str, database_url: str) -> dict[str, list[st
         return {
             "slug": [f"Tenant '{slug}' exists and is {existing.status}; slugs are never reused."]
         }
-    names = {db.database_name_for(slug, database_url), db.database_name_for(slug)}
+    names = {aliases.database_name_for(slug, database_url), aliases.database_name_for(slug)}
     if Tenant.objects.filter(database_name__in=names).exists():
         return {"slug": [f"The database of '{slug}' belongs to another tenant."]}
     for database_url_of in dict.fromkeys([database_url, ""]):
-        cfg = db._server_settings(database_url_of)
-        cfg["NAME"] = db.database_name_for(slug, database_url_of)
+        cfg = aliases.server_settings(database_url_of)
+        cfg["NAME"] = aliases.database_name_for(slug, database_url_of)
         try:
-            holds_data = db.database_exists(cfg) and db.database_has_data(cfg)
-        except db.TenantDatabaseError:
+            holds_data = servers.database_exists(cfg) and servers.database_has_data(cfg)
+        except TenantDatabaseError:
             continue  # an unreachable server is reported by the server check below
         if holds_data:
-            shown = cfg["NAME"] if db.is_postgresql(cfg) else Path(cfg["NAME"]).name
+            shown = cfg["NAME"] if aliases.is_postgresql(cfg) else Path(cfg["NAME"]).name
             return {
                 "slug": [
                     f"Database {shown} exists and holds data; a slug is never reused. "
@@ -232,9 +234,9 @@ def _slug_availability_errors(slug: str, database_url: str) -> dict[str, list[st
 def _foreign_database_error(slug: str, database_url: str, existing: Tenant | None) -> str:
     """Why the database that `database_url` names cannot be this tenant's: the main
     database, the template, a server's own, another tenant's (stored or by name); else ''."""
-    name = db.database_name_for(slug, database_url)
-    server = db._server_settings(database_url)
-    if name in db.reserved_database_names(server):
+    name = aliases.database_name_for(slug, database_url)
+    server = aliases.server_settings(database_url)
+    if name in servers.reserved_database_names(server):
         return f"Database {name} is reserved and cannot hold a tenant."
     others = Tenant.objects.filter(database_name=name)
     if existing is not None:
@@ -242,7 +244,7 @@ def _foreign_database_error(slug: str, database_url: str, existing: Tenant | Non
     if others.exists():
         return f"Database {name} belongs to another tenant."
     prefix = settings.TENANT_DB_PREFIX
-    if name.startswith(prefix) and name != db.database_name_for(slug):
+    if name.startswith(prefix) and name != aliases.database_name_for(slug):
         return f"Database names starting with {prefix} are reserved for the tenant of that slug."
     return ""
 
@@ -302,7 +304,7 @@ def provision_tenant(
             logger.error("Provisioning of tenant %s failed: %s", slug, tenant.last_error)
             raise ProvisioningError(tenant.last_error) from exc
         finally:
-            db.close_connection(tenant.alias)
+            close_connection(tenant.alias)
         if tenant.status != Tenant.Status.ACTIVE:
             tenant.status = Tenant.Status.ACTIVE
             tenant.last_error = ""
@@ -319,7 +321,7 @@ def _save_tenant_row(*, slug: str, name: str, hosts: list[str], database_url: st
             defaults={
                 "name": name.strip(),
                 "database_url": database_url,
-                "database_name": db.database_name_for(slug, database_url),
+                "database_name": aliases.database_name_for(slug, database_url),
             },
         )
         if not created and tenant.name != name.strip():
@@ -339,28 +341,28 @@ def _save_tenant_row(*, slug: str, name: str, hosts: list[str], database_url: st
 
 def ensure_template() -> dict:
     """Create and migrate the template database that new tenants are cloned from."""
-    cfg = db.template_database_settings()
-    alias = db.alias_for(db.TEMPLATE_SLUG)
+    cfg = aliases.template_database_settings()
+    alias = aliases.alias_for(aliases.TEMPLATE_SLUG)
     with _exclusive("tenant-template"):
-        if not db.database_exists(cfg):
-            db.create_database(cfg)
-        db.register_alias(alias, cfg)
+        if not servers.database_exists(cfg):
+            servers.create_database(cfg)
+        aliases.register_alias(alias, cfg)
         try:
             migrate_database(alias)
         finally:
             # A template with an open session cannot be cloned.
-            db.unregister_alias(alias)
+            aliases.unregister_alias(alias)
     return cfg
 
 
 def _build_database(tenant: Tenant) -> None:
-    cfg = db.tenant_database_settings(tenant)
-    if not db.database_exists(cfg):
+    cfg = aliases.tenant_database_settings(tenant)
+    if not servers.database_exists(cfg):
         template = None
-        if not tenant.database_url or db.same_server(cfg, db._server_settings()):
+        if not tenant.database_url or servers.same_server(cfg, aliases.server_settings()):
             template = ensure_template()
-        db.create_database(cfg, template=template)
-    db.register_tenant_database(tenant)
+        servers.create_database(cfg, template=template)
+    aliases.register_tenant_database(tenant)
     migrate_database(tenant.alias)
 
 
@@ -389,11 +391,11 @@ def _ensure_admin(tenant: Tenant, admin: AdminSpec) -> None:
 # --- lifecycle ----------------------------------------------------------------------------
 def migrate_tenant(tenant: Tenant) -> int:
     """Bring one tenant's database up to date; returns the number of migrations applied."""
-    db.register_tenant_database(tenant)
+    aliases.register_tenant_database(tenant)
     try:
         return migrate_database(tenant.alias)
     finally:
-        db.close_connection(tenant.alias)
+        close_connection(tenant.alias)
 
 
 def tenant_suspend(tenant: Tenant) -> Tenant:
@@ -426,14 +428,14 @@ def tenant_drop(tenant: Tenant) -> Tenant:
                 ]
             }
         )
-    cfg = db.tenant_database_settings(tenant)
+    cfg = aliases.tenant_database_settings(tenant)
     shared = (
         Tenant.objects.filter(database_name=tenant.database_name)
         .exclude(pk=tenant.pk)
         .exclude(status=Tenant.Status.DROPPED)
         .exists()
     )
-    if shared or str(cfg["NAME"]) in db.reserved_database_names(cfg):
+    if shared or str(cfg["NAME"]) in servers.reserved_database_names(cfg):
         raise ValidationError(
             {
                 "database": [
@@ -442,8 +444,8 @@ def tenant_drop(tenant: Tenant) -> Tenant:
                 ]
             }
         )
-    db.unregister_alias(tenant.alias)
-    db.drop_database(cfg)
+    aliases.unregister_alias(tenant.alias)
+    servers.drop_database(cfg)
     tenant.status = Tenant.Status.DROPPED
     tenant.save(update_fields=["status", "updated_at"])
     logger.warning("Tenant %s dropped its database %s", tenant.slug, tenant.database_name)

@@ -2,7 +2,7 @@ from django.core.signals import request_finished
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from tenants.db import enforce_connection_cap
+from tenants.db.connections import enforce_connection_cap
 from tenants.models import Domain, Tenant
 from tenants.resolution import resolver
 

@@ -22,7 +22,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from config import ratelimit
-from tenants import db as tenant_db
+from tenants.db import aliases, breaker, servers
+from tenants.db.servers import postgresql
 from tenants.models import Tenant
 from tenants.resolution import resolver
 from tenants.services import provision_tenant
@@ -63,12 +64,12 @@ def _collect_secrets_and_output():
 def _allow_tenant_aliases_registered_during_the_test(_django_db_marker, django_db_blocker):
     """Django refuses connections to aliases a test did not declare up front; tenant
     aliases are registered on the fly by design (their databases carry the test prefix,
-    see tenants.db), so they may connect. Every other alias keeps Django's guard."""
+    see tenants.db.aliases), so they may connect. Every other alias keeps Django's guard."""
     guarded = BaseDatabaseWrapper.ensure_connection
     real = django_db_blocker._real_ensure_connection
 
     def ensure_connection(self, *args, **kwargs):
-        if tenant_db.is_tenant_alias(self.alias) and guarded is not real:
+        if aliases.is_tenant_alias(self.alias) and guarded is not real:
             return real(self, *args, **kwargs)
         return guarded(self, *args, **kwargs)
 
@@ -78,13 +79,13 @@ def _allow_tenant_aliases_registered_during_the_test(_django_db_marker, django_d
 
 def _drop_leftover_test_databases() -> None:
     """Remove tenant databases a crashed earlier run of this same suite left behind."""
-    server = tenant_db._server_settings()
-    if not tenant_db.is_postgresql(server):
+    server = aliases.server_settings()
+    if not aliases.is_postgresql(server):
         shutil.rmtree(settings.TENANT_SQLITE_DIR, ignore_errors=True)
         return
     prefix = settings.TENANT_DB_PREFIX
     assert prefix.startswith("test_")
-    with tenant_db._admin_connection(server) as conn:
+    with postgresql._admin_connection(server) as conn:
         names = [
             row[0]
             for row in conn.execute(
@@ -93,7 +94,7 @@ def _drop_leftover_test_databases() -> None:
         ]
     for name in names:
         if name.startswith(prefix):
-            tenant_db.drop_database({**server, "NAME": name})
+            servers.drop_database({**server, "NAME": name})
 
 
 @pytest.fixture(scope="session")
@@ -105,10 +106,10 @@ def tenant_databases(django_db_setup, django_db_blocker):
     yield
     with django_db_blocker.unblock():
         for slug in SESSION_TENANTS:
-            tenant_db.unregister_alias(tenant_db.alias_for(slug))
+            aliases.unregister_alias(aliases.alias_for(slug))
         connections.close_all()
         _drop_leftover_test_databases()
-        if not tenant_db.is_postgresql(tenant_db._server_settings()):
+        if not aliases.is_postgresql(aliases.server_settings()):
             shutil.rmtree(Path(settings.TENANT_SQLITE_DIR), ignore_errors=True)
 
 
@@ -154,9 +155,9 @@ def tenant_factory(tenant_databases):
 
     yield make
     for tenant in made:
-        cfg = tenant_db.tenant_database_settings(tenant)
-        tenant_db.unregister_alias(tenant.alias)
-        tenant_db.drop_database(cfg)
+        cfg = aliases.tenant_database_settings(tenant)
+        aliases.unregister_alias(tenant.alias)
+        servers.drop_database(cfg)
 
 
 @pytest.fixture
@@ -247,14 +248,14 @@ def dropped_after(tenant_databases):
     yield slugs
     for slug in slugs:
         tenant = Tenant.objects.filter(slug=slug).first() or Tenant(slug=slug)
-        cfg = tenant_db.tenant_database_settings(tenant)
-        tenant_db.unregister_alias(tenant_db.alias_for(slug))
-        tenant_db.drop_database(cfg)
+        cfg = aliases.tenant_database_settings(tenant)
+        aliases.unregister_alias(aliases.alias_for(slug))
+        servers.drop_database(cfg)
 
 
 @pytest.fixture
 def closed_circuits():
     """No tenant database is marked as failed before or after the test."""
-    tenant_db._failed_at.clear()
+    breaker._failed_at.clear()
     yield
-    tenant_db._failed_at.clear()
+    breaker._failed_at.clear()

@@ -22,8 +22,8 @@ from django.db import connections
 from django.test import AsyncClient
 from rest_framework.test import APIClient
 
-from tenants import db as tenant_db
 from tenants.context import use_tenant
+from tenants.db import connections as tenant_connections
 from tests.factories import PASSWORD, bearer_header
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -141,12 +141,12 @@ def alias_points_at(tenant, **overrides):
     process), then restore it."""
     cfg = connections.settings[tenant.alias]
     saved = {key: cfg[key] for key in overrides}
-    tenant_db.close_connection(tenant.alias)
+    tenant_connections.close_connection(tenant.alias)
     cfg.update(overrides)
     try:
         yield
     finally:
-        tenant_db.close_connection(tenant.alias)
+        tenant_connections.close_connection(tenant.alias)
         cfg.update(saved)
 
 

@@ -22,9 +22,9 @@ from django.urls import reverse
 from accounts.models import User
 from accounts.tokens import issue_tokens
 from addressbook.models import Contact
-from tenants import db as tenant_db
 from tenants import services
 from tenants.context import use_tenant
+from tenants.db import aliases, breaker, servers
 from tenants.management.commands import tenant_command
 from tenants.models import Domain, Tenant
 from tenants.resolution import resolve_tenant_from_host, resolver
@@ -57,7 +57,7 @@ def base_domain(settings):
 
 def delete_row_keeping_database(tenant: Tenant) -> None:
     """What deleting a tenant in the admin used to do."""
-    tenant_db.unregister_alias(tenant.alias)
+    aliases.unregister_alias(tenant.alias)
     Tenant.objects.filter(pk=tenant.pk).delete()
     resolver.invalidate()
 
@@ -144,7 +144,7 @@ def test_platform_api_delete_suspends_and_keeps_the_row_and_database(as_staff, t
     response = client_for("acme.test").delete("/api/platform/tenants/kramerica", **as_staff)
     assert response.status_code == HTTPStatus.OK
     assert response.json()["status"] == "suspended"
-    assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
+    assert servers.database_exists(aliases.tenant_database_settings(tenant))
 
 
 # --- 6. create_tenant of an active slug -------------------------------------------------------
@@ -437,14 +437,14 @@ def test_a_database_url_naming_another_tenants_database_is_refused(acme):
         services.validate_tenant_input(
             slug="squatter",
             name="Squatter",
-            database_url=_url_for(tenant_db.database_name_for("acme")),
+            database_url=_url_for(aliases.database_name_for("acme")),
         )
     assert "database_url" in info.value.message_dict
 
 
 @pytest.mark.skipif(not POSTGRES, reason="the SQLite template is a file, not a database URL")
 def test_a_database_url_naming_the_template_is_refused(tenant_databases):
-    template = tenant_db.database_name_for(tenant_db.TEMPLATE_SLUG)
+    template = aliases.database_name_for(aliases.TEMPLATE_SLUG)
     with pytest.raises(ValidationError) as info:
         services.validate_tenant_input(
             slug="squatter", name="Squatter", database_url=_url_for(template)
@@ -467,7 +467,7 @@ def test_drop_tenant_never_drops_a_database_another_tenant_uses(acme):
     )
     with pytest.raises(CommandError, match="not owned by 'twin' alone"):
         run_command("drop_tenant", "twin", "--yes")
-    assert tenant_db.database_exists(tenant_db.tenant_database_settings(acme))
+    assert servers.database_exists(aliases.tenant_database_settings(acme))
     assert Tenant.objects.get(pk=twin.pk).status == Tenant.Status.SUSPENDED
 
 
@@ -564,21 +564,21 @@ def test_every_model_the_admin_index_lists_opens_for_a_superuser(superuser_clien
 
 
 def test_a_database_url_of_another_engine_does_not_inherit_the_main_databases_options():
-    main_is_postgresql = tenant_db.is_postgresql(connections.settings["default"])
+    main_is_postgresql = aliases.is_postgresql(connections.settings["default"])
     url = "sqlite:////tmp/other.sqlite3" if main_is_postgresql else "postgres://u@db.test/x"
-    cfg = tenant_db._server_settings(url)
-    assert tenant_db.is_postgresql(cfg) is not main_is_postgresql
+    cfg = aliases.server_settings(url)
+    assert aliases.is_postgresql(cfg) is not main_is_postgresql
     if main_is_postgresql:
-        assert cfg["OPTIONS"] == tenant_db.SQLITE_OPTIONS
+        assert cfg["OPTIONS"] == aliases.SQLITE_OPTIONS
     else:
         assert cfg["OPTIONS"] == {"connect_timeout": 5}
 
 
-@pytest.mark.skipif(tenant_db.is_postgresql(connections.settings["default"]), reason="SQLite files")
+@pytest.mark.skipif(aliases.is_postgresql(connections.settings["default"]), reason="SQLite files")
 def test_a_missing_tenant_file_is_503_and_never_recreated_empty(tenant_factory):
     tenant = tenant_factory("vanished")
-    path = Path(tenant_db.tenant_database_settings(tenant)["NAME"])
-    tenant_db.unregister_alias(tenant.alias)
+    path = Path(aliases.tenant_database_settings(tenant)["NAME"])
+    aliases.unregister_alias(tenant.alias)
     connections.close_all()
     path.rename(path.with_suffix(".moved"))
     try:
@@ -593,6 +593,6 @@ def test_a_missing_tenant_file_is_503_and_never_recreated_empty(tenant_factory):
         )
         assert not path.exists()
     finally:
-        tenant_db.unregister_alias(tenant.alias)
-        tenant_db._failed_at.pop(tenant.alias, None)  # /ready would count it for minutes
+        aliases.unregister_alias(tenant.alias)
+        breaker._failed_at.pop(tenant.alias, None)  # /ready would count it for minutes
         path.with_suffix(".moved").rename(path)

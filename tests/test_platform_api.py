@@ -5,11 +5,12 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import pytest
+from django.db import connections
 
 from accounts.models import User
-from tenants import db as tenant_db
 from tenants import services as tenant_services
 from tenants.context import use_tenant
+from tenants.db import aliases, servers
 from tenants.models import Tenant
 from tests.factories import PASSWORD
 from tests.helpers import client_for, platform_login
@@ -292,7 +293,7 @@ def test_delete_suspends_and_keeps_the_database(as_staff, tenant_factory):
     assert response.status_code == HTTPStatus.OK
     assert response.json()["status"] == "suspended"
     assert response.json()["slug"] == "hooli-api"
-    assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
+    assert servers.database_exists(aliases.tenant_database_settings(tenant))
     assert Tenant.objects.get(slug="hooli-api").status == Tenant.Status.SUSPENDED
 
 
@@ -308,7 +309,7 @@ def test_health_reports_a_reachable_migrated_database(as_staff):
 
 def test_health_reports_pending_migrations(as_staff, tenant_factory):
     tenant = tenant_factory("pending-api")
-    with tenant_db.connections[tenant.alias].cursor() as cursor:
+    with connections[tenant.alias].cursor() as cursor:
         cursor.execute(
             "DELETE FROM django_migrations WHERE app = 'token_blacklist' AND "
             "name = '0013_alter_blacklistedtoken_options_and_more'"
@@ -322,8 +323,8 @@ def test_health_reports_pending_migrations(as_staff, tenant_factory):
 
 def test_health_of_a_missing_database_is_unreachable(as_staff, tenant_factory):
     tenant = tenant_factory("hooli-api")
-    tenant_db.unregister_alias(tenant.alias)
-    tenant_db.drop_database(tenant_db.tenant_database_settings(tenant))
+    aliases.unregister_alias(tenant.alias)
+    servers.drop_database(aliases.tenant_database_settings(tenant))
     response = client_for("acme.test").get("/api/platform/tenants/hooli-api/health", **as_staff)
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert response.json()["database"] == "unreachable"

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import connections
 
 from accounts.models import User
-from tenants import db as tenant_db
 from tenants import services
 from tenants.context import use_tenant
+from tenants.db import aliases, servers
 from tenants.models import Domain, Tenant
 from tenants.selectors import pending_migrations
 from tenants.validators import RESERVED_SLUGS, SLUG_PATTERN
@@ -28,8 +28,8 @@ def test_provisioning_creates_a_migrated_database_and_first_admin(tenant_factory
     assert tenant.last_error == ""
     assert tenant.provisioned_at is not None
     assert list(tenant.domains.values_list("domain", flat=True)) == ["initech.example.com"]
-    cfg = tenant_db.tenant_database_settings(tenant)
-    assert tenant_db.database_exists(cfg)
+    cfg = aliases.tenant_database_settings(tenant)
+    assert servers.database_exists(cfg)
     assert pending_migrations(tenant.alias) == []
     with use_tenant(tenant):
         boss = User.objects.get(username="boss")
@@ -91,18 +91,18 @@ def test_bad_input_is_refused_and_changes_nothing(acme, kwargs, field):
     assert field in excinfo.value.message_dict
     assert Tenant.objects.count() == tenants_before
     assert not Domain.objects.filter(domain="newco.test").exists()
-    cfg = tenant_db._server_settings()
-    cfg["NAME"] = tenant_db.database_name_for(arguments["slug"])
+    cfg = aliases.server_settings()
+    cfg["NAME"] = aliases.database_name_for(arguments["slug"])
     if SLUG_PATTERN.match(arguments["slug"]) and arguments["slug"] not in RESERVED_SLUGS:
-        assert not tenant_db.database_exists(cfg)
+        assert not servers.database_exists(cfg)
 
 
 def test_suspend_activate_and_drop(tenant_factory):
     tenant = tenant_factory("soylent")
-    cfg = tenant_db.tenant_database_settings(tenant)
+    cfg = aliases.tenant_database_settings(tenant)
     with pytest.raises(ValidationError):
         services.tenant_drop(tenant)
-    assert tenant_db.database_exists(cfg)
+    assert servers.database_exists(cfg)
 
     services.tenant_suspend(tenant)
     assert Tenant.objects.get(slug="soylent").status == Tenant.Status.SUSPENDED
@@ -110,12 +110,12 @@ def test_suspend_activate_and_drop(tenant_factory):
     services.tenant_suspend(tenant)
     services.tenant_drop(tenant)
     assert Tenant.objects.get(slug="soylent").status == Tenant.Status.DROPPED
-    assert not tenant_db.database_exists(cfg)
+    assert not servers.database_exists(cfg)
     assert tenant.alias not in connections.settings
 
 
 def test_deleting_a_tenant_row_keeps_its_database(tenant_factory):
     tenant = tenant_factory("cyberdyne")
-    cfg = tenant_db.tenant_database_settings(tenant)
+    cfg = aliases.tenant_database_settings(tenant)
     Tenant.objects.filter(pk=tenant.pk).delete()
-    assert tenant_db.database_exists(cfg)
+    assert servers.database_exists(cfg)

@@ -17,8 +17,9 @@ from django.test import Client
 
 from accounts.models import User
 from accounts.tokens import issue_tokens
-from tenants import db as tenant_db
 from tenants import services
+from tenants.db import aliases, servers
+from tenants.db.servers import postgresql
 from tenants.models import Tenant
 from tenants.resolution import resolver
 from tests.factories import PASSWORD
@@ -37,12 +38,12 @@ def cleanup(tenant_databases):
     yield
     tenant = Tenant.objects.filter(slug=SLUG).first()
     cfg = (
-        tenant_db.tenant_database_settings(tenant)
+        aliases.tenant_database_settings(tenant)
         if tenant is not None
-        else {**tenant_db._server_settings(), "NAME": tenant_db.database_name_for(SLUG)}
+        else {**aliases.server_settings(), "NAME": aliases.database_name_for(SLUG)}
     )
-    tenant_db.unregister_alias(tenant_db.alias_for(SLUG))
-    tenant_db.drop_database(cfg)
+    aliases.unregister_alias(aliases.alias_for(SLUG))
+    servers.drop_database(cfg)
 
 
 class Crash(Exception):
@@ -53,8 +54,8 @@ def crash_after_the_database_exists(monkeypatch, error: type[BaseException] = Cr
     real = services.migrate_database
 
     def migrate_then_crash(alias: str) -> int:
-        if alias == tenant_db.alias_for(SLUG):
-            assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant()))
+        if alias == aliases.alias_for(SLUG):
+            assert servers.database_exists(aliases.tenant_database_settings(tenant()))
             raise error("injected crash")
         return real(alias)
 
@@ -89,8 +90,8 @@ def assert_serves_its_admin():
 
 def database_count() -> int:
     if not POSTGRES:
-        return int(tenant_db.database_exists(tenant_db.tenant_database_settings(tenant())))
-    with tenant_db._admin_connection(tenant_db._server_settings()) as conn:
+        return int(servers.database_exists(aliases.tenant_database_settings(tenant())))
+    with postgresql._admin_connection(aliases.server_settings()) as conn:
         rows = conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname = %s", [tenant().database_name]
         )
@@ -241,7 +242,7 @@ def test_concurrent_provisioning_of_one_slug_makes_one_tenant_and_one_database(c
     assert Tenant.objects.filter(slug=SLUG).count() == 1
     assert database_count() == 1
     assert_serves_its_admin()
-    with tenant_db._admin_connection(tenant_db._server_settings()) as conn:
+    with postgresql._admin_connection(aliases.server_settings()) as conn:
         names = [
             row[0]
             for row in conn.execute(

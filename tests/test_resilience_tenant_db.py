@@ -23,7 +23,9 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.db import OperationalError, connections
 
-from tenants import db as tenant_db
+from tenants.db import aliases, breaker
+from tenants.db import connections as tenant_connections
+from tenants.db.servers import postgresql
 from tests.helpers import (
     POSTGRES,
     HostAsyncClient,
@@ -84,7 +86,7 @@ def test_login_and_signup_of_the_down_tenant_answer_503_not_500(downco):
             {"username_or_email": "dora", "password": "Whatever-1x"},
             format="json",
         )
-        tenant_db._failed_at.clear()
+        breaker._failed_at.clear()
         signup = client.post(
             "/api/auth/signup",
             {"username": "newbie", "email": "n@example.test", "password": "Sup3r-Secret-pw"},
@@ -174,12 +176,12 @@ def test_a_query_error_on_a_healthy_connection_is_not_an_outage(downco, monkeypa
     monkeypatch.setattr(views.ContactListCreateView, "get", failing)
     response = contacts("downco.test", auth)
     assert response.status_code == HTTPStatus.INTERNAL_SERVER_ERROR
-    assert tenant_db.recently_unavailable_tenants() == []
+    assert breaker.recently_unavailable_tenants() == []
 
 
 # --- PostgreSQL: the real database closed, a silent server --------------------------------
 def _admin(sql: str) -> None:
-    with tenant_db._admin_connection(tenant_db._server_settings()) as conn:
+    with postgresql._admin_connection(aliases.server_settings()) as conn:
         conn.execute(sql)
 
 
@@ -241,8 +243,8 @@ def silent_server():
 def test_hung_database_server_costs_one_short_connect_timeout(downco, silent_server, settings):
     settings.TENANT_DB_CONNECT_TIMEOUT = 1
     tenant, auth = downco
-    tenant_db.unregister_alias(tenant.alias)
-    tenant_db.register_tenant_database(tenant)  # registered afresh under the new setting
+    aliases.unregister_alias(tenant.alias)
+    aliases.register_tenant_database(tenant)  # registered afresh under the new setting
     with alias_points_at(tenant, PORT=str(silent_server)):
         started = time.monotonic()
         first = contacts("downco.test", auth)
@@ -273,7 +275,7 @@ async def test_log_stream_handshake_of_the_down_tenant_is_refused_cleanly(downco
     def forget_connection(alias):
         # The consumer's database thread may still hold a connection object made from an
         # earlier test's registration of this alias (the same slug, another database).
-        tenant_db.close_connection(alias)
+        tenant_connections.close_connection(alias)
         with contextlib.suppress(AttributeError):
             del connections[alias]
 
@@ -282,7 +284,7 @@ async def test_log_stream_handshake_of_the_down_tenant_is_refused_cleanly(downco
         first = WebsocketCommunicator(application, "/api/ws/logs", headers=headers)
         connected, _ = await first.connect(timeout=10)
         assert connected is False
-        assert tenant_db.circuit_open(tenant.alias)
+        assert breaker.circuit_open(tenant.alias)
         started = time.monotonic()
         second = WebsocketCommunicator(application, "/api/ws/logs", headers=headers)
         connected_again, _ = await second.connect(timeout=10)

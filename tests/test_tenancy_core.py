@@ -13,8 +13,9 @@ from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
-from tenants import db as tenant_db
 from tenants.context import NoTenantError, get_current_tenant, use_tenant
+from tenants.db import aliases, servers
+from tenants.db import connections as tenant_connections
 from tenants.models import Domain, Tenant
 from tenants.resolution import resolve_tenant_from_host, resolver
 from tenants.validators import normalize_host
@@ -26,9 +27,9 @@ probe = pytest.mark.urls("tests.probe_urls")
 
 def usernames_in_database(tenant: Tenant) -> list[str]:
     """Read the users table straight from the tenant's database, bypassing Django."""
-    cfg = tenant_db.tenant_database_settings(tenant)
+    cfg = aliases.tenant_database_settings(tenant)
     sql = "SELECT username FROM accounts_user ORDER BY username"
-    if tenant_db.is_postgresql(cfg):
+    if aliases.is_postgresql(cfg):
         with psycopg.connect(
             dbname=cfg["NAME"],
             user=cfg["USER"] or None,
@@ -54,11 +55,11 @@ def test_rows_written_in_a_tenant_context_land_only_in_that_tenants_database(acm
 
 
 def test_each_tenant_has_its_own_database(acme, globex):
-    acme_cfg = tenant_db.tenant_database_settings(acme)
-    globex_cfg = tenant_db.tenant_database_settings(globex)
+    acme_cfg = aliases.tenant_database_settings(acme)
+    globex_cfg = aliases.tenant_database_settings(globex)
     assert acme_cfg["NAME"] != globex_cfg["NAME"]
-    assert tenant_db.database_exists(acme_cfg)
-    assert tenant_db.database_exists(globex_cfg)
+    assert servers.database_exists(acme_cfg)
+    assert servers.database_exists(globex_cfg)
     assert acme.database_name == acme_cfg["NAME"]
 
 
@@ -263,12 +264,12 @@ def test_connection_cap_closes_least_recently_used_tenant_connections(acme, glob
     for tenant in (acme, globex):
         with use_tenant(tenant):
             User.objects.exists()
-        tenant_db.note_connection_used(tenant.alias)
+        tenant_connections.note_connection_used(tenant.alias)
 
-    assert tenant_db.enforce_connection_cap() == [acme.alias]
+    assert tenant_connections.enforce_connection_cap() == [acme.alias]
     assert connections[acme.alias].connection is None
     assert connections[globex.alias].connection is not None
-    assert tenant_db.open_tenant_connection_count() == 1
+    assert tenant_connections.open_tenant_connection_count() == 1
 
 
 def test_tenant_connections_start_in_utc_without_a_set_time_zone(acme):

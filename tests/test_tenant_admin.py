@@ -5,8 +5,8 @@ from http import HTTPStatus
 import pytest
 
 from accounts.models import User
-from tenants import db as tenant_db
 from tenants.context import use_tenant
+from tenants.db import aliases, servers
 from tenants.models import Tenant
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -38,13 +38,13 @@ def test_adding_a_tenant_in_the_admin_provisions_it(superuser_client):
     try:
         assert tenant.status == Tenant.Status.ACTIVE
         assert list(tenant.domains.values_list("domain", flat=True)) == ["massive.test"]
-        assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
+        assert servers.database_exists(aliases.tenant_database_settings(tenant))
         with use_tenant(tenant):
             assert User.objects.get(username="nina").role == User.Role.ADMIN
     finally:
-        cfg = tenant_db.tenant_database_settings(tenant)
-        tenant_db.unregister_alias(tenant.alias)
-        tenant_db.drop_database(cfg)
+        cfg = aliases.tenant_database_settings(tenant)
+        aliases.unregister_alias(tenant.alias)
+        servers.drop_database(cfg)
 
 
 @pytest.mark.parametrize(

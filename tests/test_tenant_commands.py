@@ -8,12 +8,13 @@ from http import HTTPStatus
 
 import pytest
 from django.core.management import CommandError
-from django.db import transaction
+from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
-from tenants import db as tenant_db
 from tenants.context import use_tenant
+from tenants.db import aliases, servers
+from tenants.db import connections as tenant_connections
 from tenants.management.commands import migrate_tenants
 from tenants.models import Tenant
 from tenants.selectors import expected_tenant_migrations, pending_migrations
@@ -78,16 +79,16 @@ def test_migrate_tenants_reports_each_tenant_and_skips_up_to_date_ones(acme, glo
 
 def test_migrate_tenants_applies_pending_migrations(tenant_factory):
     tenant = tenant_factory("pending-co")
-    cfg = tenant_db.tenant_database_settings(tenant)
+    cfg = aliases.tenant_database_settings(tenant)
     # Roll the tenant's addressbook/blacklist state back by removing a migration record.
-    with tenant_db.connections[tenant.alias].cursor() as cursor:
+    with connections[tenant.alias].cursor() as cursor:
         cursor.execute(
             "DELETE FROM django_migrations WHERE app = 'token_blacklist' AND "
             "name = '0013_alter_blacklistedtoken_options_and_more'"
         )
     out = run_command("migrate_tenants", "--tenant", "pending-co")
     assert "pending-co: applied 1 migration(s)" in out
-    assert tenant_db.database_exists(cfg)
+    assert servers.database_exists(cfg)
 
 
 def test_migrate_tenants_keeps_going_past_a_failure_and_names_it(acme, tenant_factory):
@@ -95,31 +96,31 @@ def test_migrate_tenants_keeps_going_past_a_failure_and_names_it(acme, tenant_fa
     Tenant.objects.filter(pk=broken.pk).update(
         database_url="postgres://postgres@127.0.0.1:1/nowhere", database_name="nowhere"
     )
-    tenant_db.unregister_alias(broken.alias)
+    aliases.unregister_alias(broken.alias)
     with pytest.raises(CommandError, match="Failed: broken-co") as excinfo:
         run_command("migrate_tenants")
     assert "acme" not in str(excinfo.value)
     # Restore so the fixture can drop the real database.
     Tenant.objects.filter(pk=broken.pk).update(database_url="", database_name=broken.database_name)
-    tenant_db.unregister_alias(broken.alias)
+    aliases.unregister_alias(broken.alias)
 
 
 def test_migrate_tenants_migrates_the_pending_tenant_among_up_to_date_ones(
     acme, globex, tenant_factory
 ):
     tenant = tenant_factory("behind-co")
-    with tenant_db.connections[tenant.alias].cursor() as cursor:
+    with connections[tenant.alias].cursor() as cursor:
         cursor.execute(
             "DELETE FROM django_migrations WHERE app = 'token_blacklist' AND "
             "name = '0013_alter_blacklistedtoken_options_and_more'"
         )
-    tenant_db.close_connection(tenant.alias)
+    tenant_connections.close_connection(tenant.alias)
     out = run_command("migrate_tenants")
     assert "acme: up to date" in out
     assert "globex: up to date" in out
     assert "behind-co: applied 1 migration(s)" in out
     assert "0 failed" in out
-    assert pending_migrations(tenant_db.register_tenant_database(tenant)) == []
+    assert pending_migrations(aliases.register_tenant_database(tenant)) == []
 
 
 def test_migrate_tenants_checks_tenants_concurrently_by_default(acme, globex, monkeypatch):
@@ -151,8 +152,8 @@ def test_migrate_tenants_names_a_tenant_whose_check_fails(acme, globex, monkeypa
 
 
 def test_pending_migrations_is_one_query(acme):
-    alias = tenant_db.register_tenant_database(acme)
-    connection = tenant_db.connections[alias]
+    alias = aliases.register_tenant_database(acme)
+    connection = connections[alias]
     connection.ensure_connection()
     with CaptureQueriesContext(connection) as queries:
         assert pending_migrations(alias) == []
@@ -166,11 +167,11 @@ def test_pending_migrations_of_a_never_migrated_database_are_all_of_them(tenant_
     tenant = tenant_factory("blank-co")
     alias = tenant.alias
     with transaction.atomic(using=alias):
-        with tenant_db.connections[alias].cursor() as cursor:
+        with connections[alias].cursor() as cursor:
             cursor.execute("ALTER TABLE django_migrations RENAME TO django_migrations_away")
         assert pending_migrations(alias) == sorted(expected_tenant_migrations())
         # The failed read did not break the transaction it ran in.
-        with tenant_db.connections[alias].cursor() as cursor:
+        with connections[alias].cursor() as cursor:
             cursor.execute("ALTER TABLE django_migrations_away RENAME TO django_migrations")
     assert pending_migrations(alias) == []
 
@@ -214,7 +215,7 @@ def test_drop_tenant_refuses_an_active_tenant(tenant_factory):
     tenant = tenant_factory("stark")
     with pytest.raises(CommandError, match="only a suspended tenant"):
         run_command("drop_tenant", "stark", "--yes")
-    assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
+    assert servers.database_exists(aliases.tenant_database_settings(tenant))
 
 
 def test_drop_tenant_without_yes_and_no_terminal_keeps_the_database(tenant_factory, monkeypatch):
@@ -223,16 +224,16 @@ def test_drop_tenant_without_yes_and_no_terminal_keeps_the_database(tenant_facto
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(CommandError, match="--yes"):
         run_command("drop_tenant", "oscorp")
-    assert tenant_db.database_exists(tenant_db.tenant_database_settings(tenant))
+    assert servers.database_exists(aliases.tenant_database_settings(tenant))
 
 
 def test_drop_tenant_with_yes_drops_and_keeps_the_row(tenant_factory):
     tenant = tenant_factory("tyrell")
-    cfg = tenant_db.tenant_database_settings(tenant)
+    cfg = aliases.tenant_database_settings(tenant)
     Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
     out = run_command("drop_tenant", "tyrell", "--yes")
     assert "dropped" in out
-    assert not tenant_db.database_exists(cfg)
+    assert not servers.database_exists(cfg)
     assert Tenant.objects.get(slug="tyrell").status == Tenant.Status.DROPPED
     response = client_for("tyrell.test").get("/api/address-book")
     assert response.status_code == HTTPStatus.NOT_FOUND

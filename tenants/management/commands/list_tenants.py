@@ -2,12 +2,9 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from tenants.db import (
-    close_connection,
-    recently_unavailable_tenants,
-    record_database_failure,
-    register_tenant_database,
-)
+from tenants.db.aliases import register_tenant_database
+from tenants.db.breaker import recently_unavailable_tenants, record_database_failure
+from tenants.db.connections import close_connection
 from tenants.models import Tenant
 from tenants.selectors import pending_migrations, tenant_list
 

@@ -3,7 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from tenants.db import close_connection
+from tenants.db.connections import close_connection
 from tenants.models import Tenant
 from tenants.selectors import tenant_list, tenant_pending_migrations
 from tenants.services import ensure_template, mask_url_credentials, migrate_tenant

@@ -1,0 +1,125 @@
+"""Unavailable tenant databases: a per-process circuit breaker.
+
+A tenant whose database refuses connections is answered 503 at once for
+`TENANT_DB_RETRY_INTERVAL` seconds, then the next request tries again, so the tenant
+recovers by itself. Failures are also written to the shared cache, so /ready on any
+process can count the tenants that failed recently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import connections
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+from tenants.db.aliases import is_tenant_alias, slug_for
+from tenants.db.connections import close_connection
+
+logger = logging.getLogger(__name__)
+
+FAILURES_CACHE_KEY = "tenants:database-failures"
+FAILURES_REPORTED_FOR = 300  # seconds a failure stays listed by /ready unless it recovers
+_failures_lock = threading.Lock()
+_failed_at: dict[str, float] = {}  # alias -> time.monotonic() of the last failure
+
+
+def connection_failed(alias: str) -> bool:
+    """True when this thread's connection to `alias` failed to open or was lost: Django
+    flagged an error on it and it is not usable. A query error on a healthy connection
+    (a lock timeout, a bad statement) is not a failure of the database."""
+    if not _lost(alias):
+        return False
+    # The main database failing too is not this tenant's outage.
+    return not _lost("default")
+
+
+def _lost(alias: str) -> bool:
+    conn = getattr(connections._connections, alias, None)
+    if conn is None or not conn.errors_occurred:
+        return False
+    try:
+        return conn.connection is None or not conn.is_usable()
+    except Exception:
+        return True
+
+
+def record_database_failure(alias: str, error: BaseException | None = None) -> None:
+    """Open the circuit for `alias` and report it; the broken connection is dropped."""
+    with _failures_lock:
+        first = alias not in _failed_at
+        _failed_at[alias] = time.monotonic()
+    if first:
+        reason = str(error).strip().splitlines()[0] if error is not None and str(error) else ""
+        logger.error("Tenant database of %s is unavailable: %s", slug_for(alias), reason or "-")
+    with contextlib.suppress(Exception):
+        close_connection(alias)
+    _share_failure(slug_for(alias), time.time())
+
+
+def record_database_recovery(alias: str) -> None:
+    """Close the circuit for `alias`. Cheap when it was not open."""
+    if alias not in _failed_at:
+        return
+    with _failures_lock:
+        recovered = _failed_at.pop(alias, None) is not None
+    if recovered:
+        logger.warning("Tenant database of %s is available again", slug_for(alias))
+        _share_failure(slug_for(alias), None)
+
+
+def circuit_open(alias: str) -> bool:
+    """True while requests for `alias` should be answered 503 without trying to connect."""
+    failed = _failed_at.get(alias)
+    return failed is not None and time.monotonic() - failed < settings.TENANT_DB_RETRY_INTERVAL
+
+
+def recently_unavailable_tenants() -> list[str]:
+    """Slugs of tenants whose database failed within `FAILURES_REPORTED_FOR` seconds and
+    has not answered since, as seen by this process and (through the cache) by others.
+    Reads no tenant database."""
+    now_mono, now = time.monotonic(), time.time()
+    slugs = {
+        slug_for(alias)
+        for alias, at in list(_failed_at.items())
+        if now_mono - at < FAILURES_REPORTED_FOR
+    }
+    try:
+        shared = cache_failures()
+    except Exception:  # the cache is down: this process's view alone
+        shared = {}
+    slugs.update(slug for slug, at in shared.items() if now - at < FAILURES_REPORTED_FOR)
+    return sorted(slugs)
+
+
+def cache_failures() -> dict[str, float]:
+    from django.core.cache import cache
+
+    return dict(cache.get(FAILURES_CACHE_KEY) or {})
+
+
+def _share_failure(slug: str, at: float | None) -> None:
+    """Best effort: a cache outage only makes /ready on other processes less informed."""
+    from django.core.cache import cache
+
+    try:
+        failures = cache_failures()
+        if at is None:
+            if failures.pop(slug, None) is None:
+                return
+        else:
+            failures[slug] = at
+        cache.set(FAILURES_CACHE_KEY, failures, FAILURES_REPORTED_FOR)
+    except Exception:
+        logger.warning("Cache unavailable; tenant database failure of %s not shared", slug)
+
+
+@receiver(connection_created, dispatch_uid="tenants.db.connection_created")
+def _close_circuit_on_connect(sender, connection, **kwargs) -> None:
+    if is_tenant_alias(connection.alias):
+        record_database_recovery(connection.alias)
