@@ -8,10 +8,8 @@ def check_tenant_databases(app_configs, databases=None, **kwargs):
     """Every active tenant's database answers and has no unapplied migration."""
     if not databases or "default" not in databases:
         return []
-    from tenants.db.aliases import register_tenant_database
-    from tenants.db.connections import close_connection
     from tenants.models import Tenant
-    from tenants.selectors import pending_migrations
+    from tenants.selectors import probe_tenant_database
 
     try:
         tenants = list(Tenant.objects.filter(status=Tenant.Status.ACTIVE))
@@ -19,23 +17,19 @@ def check_tenant_databases(app_configs, databases=None, **kwargs):
         return []
     problems = []
     for tenant in tenants:
-        try:
-            register_tenant_database(tenant)
-            pending = pending_migrations(tenant.alias)
-        except Exception as exc:
+        probe = probe_tenant_database(tenant)
+        if not probe.reachable:
             problems.append(
                 Error(
-                    f"Tenant '{tenant.slug}': database is unreachable ({type(exc).__name__}).",
+                    f"Tenant '{tenant.slug}': database is unreachable ({probe.error}).",
                     id="tenants.E001",
                 )
             )
-            continue
-        finally:
-            close_connection(tenant.alias)
-        if pending:
+        elif probe.pending_migrations:
             problems.append(
                 Warning(
-                    f"Tenant '{tenant.slug}': {len(pending)} unapplied migration(s).",
+                    f"Tenant '{tenant.slug}': {len(probe.pending_migrations)} "
+                    "unapplied migration(s).",
                     hint="Run manage.py migrate_tenants.",
                     id="tenants.W001",
                 )

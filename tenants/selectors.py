@@ -4,16 +4,16 @@ for: `tenants.resolution`.)"""
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from functools import cache
 
 from django.db import DatabaseError, connections, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
-from tenants.db.aliases import register_tenant_database, tenant_database_settings
+from tenants.db.aliases import register_tenant_database
 from tenants.db.connections import close_connection
 from tenants.db.exceptions import TenantDatabaseError
-from tenants.db.servers import database_exists
 from tenants.models import Tenant
 from tenants.resolution import resolver
 
@@ -81,28 +81,47 @@ def tenant_pending_migrations(tenant: Tenant) -> list[tuple[str, str]]:
         close_connection(alias)
 
 
+@dataclass(frozen=True)
+class DatabaseProbe:
+    """What opening a tenant's database found."""
+
+    reachable: bool
+    pending_migrations: tuple[tuple[str, str], ...] = ()
+    # The failure's class name only: its text can name hosts and users.
+    error: str = ""
+    # The failure itself, for a caller that logs it or records it for the circuit breaker.
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+
+def probe_tenant_database(tenant: Tenant) -> DatabaseProbe:
+    """Open the tenant's database on a connection of this thread (closed again before
+    returning) and read which tenant migrations it lacks. A dropped tenant's database is
+    unreachable. Records nothing for the circuit breaker: that is the caller's choice."""
+    alias = tenant.alias
+    try:
+        if tenant.status == Tenant.Status.DROPPED:
+            raise TenantDatabaseError("the tenant's database is dropped")
+        register_tenant_database(tenant)
+        pending = pending_migrations(alias)
+    except Exception as exc:
+        return DatabaseProbe(reachable=False, error=type(exc).__name__, exception=exc)
+    finally:
+        close_connection(alias)
+    return DatabaseProbe(reachable=True, pending_migrations=tuple(pending))
+
+
 def tenant_health(*, tenant: Tenant) -> dict:
     """Whether the tenant's database answers and has every tenant migration applied."""
     body = {"slug": tenant.slug, "tenant_status": tenant.status}
-    alias = tenant.alias
-    try:
-        if tenant.status == Tenant.Status.DROPPED or not database_exists(
-            tenant_database_settings(tenant)
-        ):
-            raise TenantDatabaseError("database missing")
-        register_tenant_database(tenant)
-        connections[alias].ensure_connection()
-        pending = pending_migrations(alias)
-    except Exception:
-        body.update(database="unreachable", migrations="unknown", pending_migrations=[])
-    else:
+    probe = probe_tenant_database(tenant)
+    if probe.reachable:
         body.update(
             database="ok",
-            migrations="pending" if pending else "ok",
-            pending_migrations=[f"{app}.{name}" for app, name in pending],
+            migrations="pending" if probe.pending_migrations else "ok",
+            pending_migrations=[f"{app}.{name}" for app, name in probe.pending_migrations],
         )
-    finally:
-        close_connection(alias)
+    else:
+        body.update(database="unreachable", migrations="unknown", pending_migrations=[])
     healthy = body["database"] == "ok" and body["migrations"] == "ok"
     body["status"] = "ok" if healthy else "unhealthy"
     return body

@@ -2,24 +2,19 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from tenants.db.aliases import register_tenant_database
 from tenants.db.breaker import recently_unavailable_tenants, record_database_failure
-from tenants.db.connections import close_connection
 from tenants.models import Tenant
-from tenants.selectors import pending_migrations, tenant_list
+from tenants.selectors import probe_tenant_database, tenant_list
 
 
 def _pending(tenant: Tenant) -> int | str:
     if tenant.status not in (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED):
         return "-"
-    try:
-        register_tenant_database(tenant)
-        return len(pending_migrations(tenant.alias))
-    except Exception as exc:
-        record_database_failure(tenant.alias, exc)
+    probe = probe_tenant_database(tenant)
+    if not probe.reachable:
+        record_database_failure(tenant.alias, probe.exception)
         return "unreachable"
-    finally:
-        close_connection(tenant.alias)
+    return len(probe.pending_migrations)
 
 
 class Command(BaseCommand):
