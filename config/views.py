@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -17,7 +18,6 @@ from rest_framework.views import APIView
 
 from config.errors import error_response
 from config.openapi import HealthSerializer, ReadinessSerializer
-from tenants.db.breaker import recently_unavailable_tenants
 
 
 class OperationsView(APIView):
@@ -73,16 +73,32 @@ def _check_channel_layer() -> str:
     return "ok" if message.get("type") == "ready.probe" else "unavailable"
 
 
-READY_CHECKS = {
+# What /ready checks, by name: each answers "ok" or "unavailable" (raising counts as
+# unavailable), and every one must be "ok" for the process to be ready.
+READY_CHECKS: dict[str, Callable[[], str]] = {
     "database": _check_database,
     "cache": _check_caches,
     "channel_layer": _check_channel_layer,
 }
+# What /ready reports beside the checks, by name: a JSON object each, that does not make
+# the process unready. Apps add theirs (the tenants app its count of unavailable tenant
+# databases) from `AppConfig.ready()`, so this module imports no app.
+READY_REPORTS: dict[str, Callable[[], dict]] = {}
+
+
+def register_readiness_check(name: str, check: Callable[[], str]) -> None:
+    """Make /ready depend on `check` too, listed under `checks[name]`."""
+    READY_CHECKS[name] = check
+
+
+def register_readiness_report(name: str, report: Callable[[], dict]) -> None:
+    """Add `report()` to /ready's answer as `name`, without it deciding the status."""
+    READY_REPORTS[name] = report
 
 
 class ReadyView(OperationsView):
-    """200 when the main database, every cache and the channel layer answer, else 503
-    naming what failed."""
+    """200 when the main database, every cache and the channel layer (and any check an app
+    registered) answer, else 503 naming what failed; with every registered report."""
 
     @extend_schema(
         operation_id="ready",
@@ -98,14 +114,9 @@ class ReadyView(OperationsView):
             except Exception:
                 checks[name] = "unavailable"
         healthy = all(value == "ok" for value in checks.values())
-        # One tenant's database does not make the process unready. It is counted, from
-        # recorded failures, without querying any tenant database; this endpoint has no
-        # authentication, so which tenants fail is the platform API's tenant health's.
-        tenants = {"unavailable": len(recently_unavailable_tenants())}
-        return Response(
-            {"status": "ok" if healthy else "unavailable", "checks": checks, "tenants": tenants},
-            status=200 if healthy else 503,
-        )
+        body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+        body.update((name, report()) for name, report in READY_REPORTS.items())
+        return Response(body, status=200 if healthy else 503)
 
 
 ready = ReadyView.as_view()

@@ -1,14 +1,25 @@
 from django.apps import AppConfig
 
 
+def tenants_readiness() -> dict:
+    """The tenants' part of /ready. One tenant's database does not make the process unready:
+    it is counted, from recorded failures, without querying any tenant database; /ready has
+    no authentication, so which tenants fail is the platform API's tenant health's."""
+    from tenants.db.breaker import recently_unavailable_tenants
+
+    return {"unavailable": len(recently_unavailable_tenants())}
+
+
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = "Tenants"
 
     def ready(self) -> None:
         from config.metrics import register_collector
+        from config.views import register_readiness_report
         from tenants import checks, signals  # noqa: F401  (registers checks and receivers)
         from tenants.db import breaker  # noqa: F401  (closes a circuit when a connection opens)
         from tenants.metrics import TenantCollector
 
         register_collector(TenantCollector())
+        register_readiness_report("tenants", tenants_readiness)
