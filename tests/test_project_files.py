@@ -1,5 +1,6 @@
 """The deployment files and the documented settings agree with the code."""
 
+import ipaddress
 import re
 
 import pytest
@@ -83,3 +84,44 @@ def test_production_http_commands_keep_one_access_log_the_projects():
     ]
     assert all("gunicorn" in command for command in commands)
     assert not [command for command in commands if "access-log" in command]
+
+
+def test_compose_publishes_one_port_through_nginx_only():
+    services = compose()["services"]
+    assert services["nginx"]["image"].startswith("nginx:")
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    assert published == {"nginx": ["8000:8000"]}
+    assert {"api", "logstream"} <= set(services["nginx"]["depends_on"])
+
+
+def test_compose_nginx_templates_exist_in_the_repository():
+    nginx = compose()["services"]["nginx"]
+    templates = [volume.split(":") for volume in nginx["volumes"]]
+    assert templates
+    for source, target, *_ in templates:
+        assert target.startswith("/etc/nginx/templates/") and target.endswith(".template")
+        template = BASE_DIR / source
+        assert template.is_file(), source
+        # The image renders only the variables set on the service.
+        variables = set(re.findall(r"\$\{([A-Z_]+)\}", template.read_text()))
+        assert variables <= set(nginx["environment"]), source
+
+
+def test_compose_trusts_forwarded_addresses_from_its_own_network_only():
+    document = compose()
+    subnets = [
+        ipaddress.ip_network(pool["subnet"])
+        for pool in document["networks"]["default"]["ipam"]["config"]
+    ]
+    for name in ("api", "logstream"):
+        env = document["services"][name]["environment"]
+        trusted = [ipaddress.ip_network(value) for value in env["TRUSTED_PROXY_IPS"].split(",")]
+        assert all(any(subnet.subnet_of(net) for net in trusted) for subnet in subnets), name
+        assert all(any(net.subnet_of(subnet) for subnet in subnets) for net in trusted), name
+
+
+def test_compose_nginx_and_the_app_share_one_body_limit():
+    services = compose()["services"]
+    limit = services["nginx"]["environment"]["MAX_REQUEST_SIZE_BYTES"]
+    assert limit == services["api"]["environment"]["MAX_REQUEST_SIZE_BYTES"]
+    assert limit == services["logstream"]["environment"]["MAX_REQUEST_SIZE_BYTES"]
