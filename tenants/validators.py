@@ -75,7 +75,7 @@ def normalize_host(value: str) -> str:
     host = (value or "").strip().lower()
     if host.startswith("["):  # IPv6 literal: [::1]:8000
         return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if ":" in host else host.rstrip(".")
+    return (host.rsplit(":", 1)[0] if ":" in host else host).rstrip(".")
 
 
 def validate_domain(value: str) -> None:

@@ -89,6 +89,8 @@ def test_use_tenant_restores_the_previous_tenant(acme, globex):
         ("acme.test", "acme.test"),
         ("[::1]:8000", "[::1]"),
         ("Acme.Localhost", "acme.localhost"),
+        ("acme.test.", "acme.test"),
+        ("acme.test.:8000", "acme.test"),
     ],
 )
 def test_host_is_normalised(raw, expected):
