@@ -19,7 +19,9 @@ class TenantsConfig(AppConfig):
         from config.views import register_readiness_report
         from tenants import checks, signals  # noqa: F401  (registers checks and receivers)
         from tenants.db import breaker  # noqa: F401  (closes a circuit when a connection opens)
+        from tenants.db.connections import install_request_housekeeping
         from tenants.metrics import TenantCollector
 
+        install_request_housekeeping()
         register_collector(TenantCollector())
         register_readiness_report("tenants", tenants_readiness)

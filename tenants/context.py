@@ -41,8 +41,9 @@ def use_tenant(tenant: Tenant | None) -> Iterator[Tenant | None]:
     """Activate `tenant` (None: no tenant) for the enclosed block; always restored."""
     if tenant is not None:
         from tenants.db.aliases import register_tenant_database
+        from tenants.db.connections import note_tenant_activated
 
-        register_tenant_database(tenant)
+        note_tenant_activated(register_tenant_database(tenant))
     token = _current_tenant.set(tenant)
     try:
         yield tenant

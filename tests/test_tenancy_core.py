@@ -274,6 +274,70 @@ def test_connection_cap_closes_least_recently_used_tenant_connections(acme, glob
     assert tenant_connections.open_tenant_connection_count() == 1
 
 
+def _make_obsolete(alias: str) -> None:
+    connections[alias].close_at = 0  # past its CONN_MAX_AGE
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_request_looks_after_only_the_tenant_connections_it_used(acme, globex, monkeypatch):
+    """The end of a request closes its own tenant connection once it is past its age, as
+    Django's close_old_connections would, but leaves the other tenants' idle connections
+    to the periodic sweep: its cost does not grow with the tenants a process served."""
+    monkeypatch.setattr(tenant_connections._local, "swept_at", time.monotonic(), raising=False)
+    for tenant in (acme, globex):
+        monkeypatch.setitem(connections[tenant.alias].settings_dict, "CONN_MAX_AGE", 60)
+        connections[tenant.alias].close()
+        with use_tenant(tenant):
+            User.objects.exists()
+    tenant_connections.end_request()
+    assert connections[acme.alias].connection is not None
+    _make_obsolete(acme.alias)
+    _make_obsolete(globex.alias)
+
+    with use_tenant(globex):
+        User.objects.exists()
+    tenant_connections.end_request()
+
+    assert connections[globex.alias].connection is None
+    assert connections[acme.alias].connection is not None
+
+    monkeypatch.setattr(tenant_connections._local, "swept_at", 0.0)
+    tenant_connections.end_request()
+    assert connections[acme.alias].connection is None
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_request_housekeeping_does_not_walk_every_registered_alias(acme, monkeypatch):
+    monkeypatch.setattr(tenant_connections._local, "swept_at", time.monotonic(), raising=False)
+    for i in range(1000):
+        monkeypatch.setitem(
+            connections.settings, aliases.alias_for(f"idle-{i}"), connections.settings[acme.alias]
+        )
+    looked_at: list[str] = []
+    real = tenant_connections._look_after
+    monkeypatch.setattr(
+        tenant_connections, "_look_after", lambda names: real(looked_at.extend(names) or names)
+    )
+    with use_tenant(acme):
+        User.objects.exists()
+    tenant_connections.begin_request()
+    tenant_connections.end_request()
+
+    assert acme.alias in looked_at
+    assert len(looked_at) <= 2 * len(tenant_connections._main_aliases()) + 1
+
+
+def test_django_per_request_walks_are_replaced_by_the_tenants_housekeeping():
+    from django.core import signals
+    from django.db import reset_queries
+
+    started, _ = signals.request_started._live_receivers(None)
+    finished, _ = signals.request_finished._live_receivers(None)
+    assert tenant_connections.begin_request in started
+    assert tenant_connections.end_request in finished
+    assert reset_queries not in started
+
+
 def test_tenant_connections_start_in_utc_without_a_set_time_zone(acme):
     """On PostgreSQL a tenant session starts in UTC (the `options` startup parameter), so
     Django sends no `SET TIME ZONE` on a new connection (one round trip less)."""
