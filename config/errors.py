@@ -9,7 +9,7 @@ from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 
@@ -143,9 +143,10 @@ def api_exception_handler(exc, context):
     from rest_framework.views import exception_handler
 
     response = exception_handler(exc, context)
-    if response is None and isinstance(exc, OperationalError | InterfaceError):
-        # Re-raised for the middleware: a tenant database that failed is the tenants'
-        # 503 (tenants.middleware), anything else a logged 500 (ApiErrorMiddleware).
+    if response is None and isinstance(exc, DatabaseError):
+        # Re-raised for the middleware: a tenant database that failed (unreachable, lost,
+        # a damaged file) is the tenants' 503 (tenants.middleware), anything else a logged
+        # 500 (ApiErrorMiddleware).
         return None
     if response is None:
         logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)

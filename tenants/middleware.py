@@ -14,7 +14,7 @@ import math
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 
 from config.errors import error_response
@@ -38,7 +38,7 @@ TENANT_DATABASE_UNAVAILABLE = "Tenant database unavailable"
 def tenant_database_failed(exc: BaseException) -> bool:
     """True when `exc` is the active tenant's database refusing or dropping the connection;
     the failure is then recorded (circuit breaker, /ready)."""
-    if not isinstance(exc, OperationalError | InterfaceError):
+    if not isinstance(exc, DatabaseError):
         return False
     tenant = get_current_tenant()
     if tenant is None or not connection_failed(tenant.alias):

@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from http import HTTPStatus
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -183,6 +184,29 @@ def test_a_query_error_on_a_healthy_connection_is_not_an_outage(downco, monkeypa
 def _admin(sql: str) -> None:
     with postgresql._admin_connection(aliases.server_settings()) as conn:
         conn.execute(sql)
+
+
+@pytest.mark.skipif(POSTGRES, reason="a tenant database is a file only on SQLite")
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: path.write_bytes(b"this is not a database" * 100), id="garbage"),
+        pytest.param(lambda path: path.write_bytes(b""), id="emptied"),
+    ],
+)
+def test_damaged_tenant_file_is_an_outage_of_that_tenant_only(downco, acme_auth, damage):
+    tenant, auth = downco
+    path = Path(connections[tenant.alias].settings_dict["NAME"])
+    connections[tenant.alias].close()
+    damage(path)
+
+    response = contacts("downco.test", auth)
+
+    assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    assert response.json() == UNAVAILABLE
+    assert response["Retry-After"]
+    assert breaker.circuit_open(tenant.alias)
+    assert contacts("acme.test", acme_auth).status_code == HTTPStatus.OK
 
 
 @only_postgres
