@@ -91,7 +91,7 @@ class TenantResolver:
         return self.lookup(f"host:{host}", lambda: _lookup_host(host))
 
     def by_slug(self, slug: str) -> Tenant | None:
-        return self.lookup(f"slug:{slug}", lambda: Tenant.objects.filter(slug=slug).first())
+        return self.lookup(f"slug:{slug}", lambda: _lookup_slug(slug))
 
     def invalidate(self) -> None:
         with self._lock:
@@ -123,8 +123,12 @@ def _lookup_host(host: str) -> Tenant | None:
     if base and host.endswith("." + base):
         slug = host[: -len(base) - 1]
         if slug and "." not in slug:
-            return Tenant.objects.filter(slug=slug).first()
+            return _lookup_slug(slug)
     return None
+
+
+def _lookup_slug(slug: str) -> Tenant | None:
+    return Tenant.objects.filter(slug=slug).first()
 
 
 def resolve_tenant_from_host(host: str) -> Tenant | None:
@@ -153,10 +157,10 @@ def _candidates(host: str, tenant_header: str | None, peer: str | None) -> Itera
     yield f"host:{host}", lambda: _lookup_host(host)
     if tenant_header and peer_is_trusted_proxy(peer):
         slug = tenant_header.strip().lower()
-        yield f"slug:{slug}", lambda: Tenant.objects.filter(slug=slug).first()
+        yield f"slug:{slug}", lambda: _lookup_slug(slug)
     if settings.TENANT_DEFAULT:
         default = settings.TENANT_DEFAULT
-        yield f"slug:{default}", lambda: Tenant.objects.filter(slug=default).first()
+        yield f"slug:{default}", lambda: _lookup_slug(default)
 
 
 def _decide(tenant: Tenant | None) -> Resolution:
