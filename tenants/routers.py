@@ -11,6 +11,7 @@ from django.db import DEFAULT_DB_ALIAS
 
 from tenants.context import NoTenantError, get_current_tenant
 from tenants.db.aliases import is_tenant_alias
+from tenants.db.connections import note_tenant_activated
 
 
 @cache
@@ -37,7 +38,11 @@ class TenantRouter:
             return DEFAULT_DB_ALIAS
         tenant = get_current_tenant()
         if tenant is not None:
-            return tenant.alias
+            # Under ASGI the query runs in another thread than the one that activated the
+            # tenant: the request's end looks after the connections of its own thread.
+            alias = tenant.alias
+            note_tenant_activated(alias)
+            return alias
         if label in shared_labels():
             return DEFAULT_DB_ALIAS
         raise NoTenantError(

@@ -327,6 +327,40 @@ def test_request_housekeeping_does_not_walk_every_registered_alias(acme, monkeyp
     assert len(looked_at) <= 2 * len(tenant_connections._main_aliases()) + 1
 
 
+@probe
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_an_asgi_request_closes_its_tenant_connection_when_it_ends(acme):
+    """Under ASGI the view's queries run in a worker thread, not where the middleware
+    activated the tenant; with CONN_MAX_AGE 0 (daphne's) the request's end still closes
+    the tenant connection of that thread."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import HttpCommunicator
+
+    from config.asgi import application
+
+    assert connections.settings[acme.alias]["CONN_MAX_AGE"] == 0
+
+    def tenant_connection_is_open() -> bool:
+        conn = getattr(connections._connections, acme.alias, None)
+        return conn is not None and conn.connection is not None
+
+    async def run() -> tuple[int, bool]:
+        # Two requests: the first request of a thread also sweeps every connection.
+        for _ in range(2):
+            communicator = HttpCommunicator(
+                application, "GET", "/api/_probe_sync", headers=[(b"host", b"acme.test")]
+            )
+            response = await communicator.get_response(timeout=10)
+        return response["status"], await sync_to_async(tenant_connection_is_open)()
+
+    # asyncio.run, not async_to_sync: no outer sync thread, so the view runs in asgiref's
+    # executor thread as under daphne, away from the thread the middleware ran in.
+    status, still_open = asyncio.run(run())
+
+    assert status == HTTPStatus.OK
+    assert not still_open
+
+
 def test_django_per_request_walks_are_replaced_by_the_tenants_housekeeping():
     from django.core import signals
     from django.db import reset_queries
