@@ -11,6 +11,7 @@ from http import HTTPStatus
 
 import pytest
 from django.conf import settings
+from django.core.checks import run_checks
 
 from accounts.links import password_reset_tokens
 from accounts.models import User
@@ -312,3 +313,17 @@ def test_no_reset_token_or_link_reaches_any_log_line_or_error_body(alice):
     secret = token.partition(".")[2]
     assert not [text for text in produced if secret in text or "#token=" in text]
     assert secret in collector.secrets
+
+
+# --- configuration ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("backend", "warned"),
+    [
+        ("django.core.mail.backends.console.EmailBackend", True),
+        ("django.core.mail.backends.smtp.EmailBackend", False),
+    ],
+)
+def test_console_email_backend_is_a_deploy_warning(settings, backend, warned):
+    settings.EMAIL_BACKEND = backend
+    ids = {m.id for m in run_checks(include_deployment_checks=True, tags=["security"])}
+    assert ("config.W006" in ids) is warned
