@@ -18,7 +18,7 @@ from accounts.models import User
 from config import ratelimit
 from tenants.context import use_tenant
 from tests.factories import NEW_PASSWORD, PASSWORD
-from tests.helpers import client_for, link_in, login, me, sent_mail, tokens_for
+from tests.helpers import client_for, free_port, link_in, login, me, sent_mail, tokens_for
 from tests.leak_collector import collector
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -289,7 +289,7 @@ def test_reset_through_a_real_smtp_server(alice, smtp_server, settings):
 
 def test_an_unreachable_mail_server_still_answers_202_and_logs_no_link(alice, settings, caplog):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9  # discard: nothing listens
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
     settings.EMAIL_TIMEOUT = 2
     with caplog.at_level("WARNING", logger="accounts.mail"):
         assert ask_reset("alice@acme.example").status_code == HTTPStatus.ACCEPTED
