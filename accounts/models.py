@@ -17,6 +17,9 @@ class User(AbstractUser):
     tokens_valid_after = models.DateTimeField(null=True, blank=True)
     # Created by open signup (anyone can): such an account never satisfies an allow-list.
     signed_up = models.BooleanField(default=False)
+    # Proven by a link sent to `email` (accounts.links); any change of the address clears
+    # it (save() below), since the proof was for the old one.
+    email_verified = models.BooleanField(default=False)
 
     objects = UserManager()
 
@@ -29,6 +32,26 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        user._stored_email = user.__dict__.get("email")
+        return user
+
+    def save(self, *args, **kwargs):
+        """Saving a new address clears `email_verified`, wherever the change comes from
+        (the API, the admin, a command); a queryset's update() bypasses this."""
+        stored = getattr(self, "_stored_email", None)
+        update_fields = kwargs.get("update_fields")
+        saves_email = update_fields is None or "email" in update_fields
+        if saves_email and stored is not None and self.email != stored and self.email_verified:
+            self.email_verified = False
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "email_verified"}
+        super().save(*args, **kwargs)
+        if saves_email:
+            self._stored_email = self.email
 
     @property
     def is_tenant_admin(self) -> bool:

@@ -62,6 +62,13 @@ def user_find_for_login(*, username_or_email: str) -> User | None:
     return candidates[0] if candidates else None
 
 
+def user_find_by_email(*, email: str) -> User | None:
+    """The user of the active database whose address is `email` (compared
+    case-insensitively, as uniqueness is); None when there is none."""
+    value = (email or "").strip()
+    return User.objects.filter(email__iexact=value).first() if value else None
+
+
 def active_admin_count() -> int:
     return User.objects.filter(role=User.Role.ADMIN, is_active=True).count()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.links import MAX_LINK_TOKEN_LENGTH
 from accounts.models import User
 from accounts.validators import MAX_PASSWORD_LENGTH
 from config.api import DocumentedCharField, StrictSerializer
@@ -77,6 +78,20 @@ class PasswordChangeSerializer(StrictSerializer):
     new_password = new_password_field()
 
 
+class PasswordResetRequestSerializer(StrictSerializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class LinkTokenSerializer(StrictSerializer):
+    """The token of an e-mailed link (the part after `#token=`)."""
+
+    token = serializers.CharField(max_length=MAX_LINK_TOKEN_LENGTH)
+
+
+class PasswordResetConfirmSerializer(LinkTokenSerializer):
+    new_password = new_password_field()
+
+
 class UserUpdateSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=User.Role.choices, required=False)
     is_active = serializers.BooleanField(required=False)
@@ -94,7 +109,7 @@ class MeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "email", "role", "tenant"]
+        fields = ["id", "username", "email", "role", "tenant", "email_verified"]
 
     def get_tenant(self, user) -> str | None:
         return current_tenant_slug()
@@ -117,6 +132,14 @@ class TokenPairSerializer(serializers.Serializer):
     token_type = serializers.ChoiceField(choices=["Bearer"])
     expires_in = serializers.IntegerField(help_text="Lifetime of the access token, seconds.")
     tenant = serializers.CharField(allow_null=True, help_text="The tenant's slug.")
+
+
+class MessageSerializer(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class EmailVerifiedSerializer(serializers.Serializer):
+    email_verified = serializers.BooleanField()
 
 
 class UserPageSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from functools import cache as memoize
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
@@ -22,10 +23,13 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import throttles
+from accounts.links import email_verification_tokens, password_reset_tokens
+from accounts.mail import render_message, send_in_background
 from accounts.models import RevokedToken, User
 from accounts.selectors import (
     revocation_cache_key,
     token_is_revoked,
+    user_find_by_email,
     user_find_for_login,
     user_get,
 )
@@ -437,3 +441,109 @@ def user_update(*, user: User, role: str | None = None, is_active: bool | None =
 
 def user_deactivate(*, user: User) -> User:
     return user_update(user=user, is_active=False)
+
+
+# --- password reset and e-mail verification (links by e-mail, accounts.links) -------------
+def _tenant_domain(tenant: Tenant) -> str:
+    """The host a tenant's links point at: its primary domain (else its first), never the
+    request's Host, which a client chooses."""
+    domain = (
+        tenant.domains.order_by("-is_primary", "domain").values_list("domain", flat=True).first()
+    )
+    return domain or f"{tenant.slug}.{settings.TENANT_BASE_DOMAIN}"
+
+
+def _link(template: str, *, tenant: Tenant, token: str) -> str:
+    return template.replace("{domain}", _tenant_domain(tenant)).replace("{token}", token)
+
+
+def password_reset_request(*, email: str, tenant: Tenant, ip: str | None) -> None:
+    """E-mail a reset link to the active user of `tenant` whose address is `email`, if
+    there is one. The caller's answer must not depend on it: the throttles count the
+    address either way, and the same work (a token, a rendered message) is done either way;
+    only the sending, on a background thread, differs."""
+    label = _tenant_label(tenant)
+    throttles.check_email_link_rate(ip=ip, address=email, scope=label)
+    user = user_find_by_email(email=email)
+    found = user is not None and user.is_active
+    recipient = user if found else User(username="nobody", email=email)
+    token = password_reset_tokens.make_link_token(recipient)
+    message = render_message(
+        template="password_reset",
+        to=recipient.email,
+        context={
+            "username": recipient.username,
+            "tenant_name": tenant.name,
+            "link": _link(settings.PASSWORD_RESET_URL, tenant=tenant, token=token),
+            "valid_minutes": max(1, settings.PASSWORD_RESET_TIMEOUT // 60),
+        },
+    )
+    if not found:
+        logger.info("Password reset asked for an address without an account (tenant=%s)", label)
+        return
+    send_in_background(message, what=f"password reset, tenant={label}, user_id={user.pk}")
+    logger.info("Password reset link sent (tenant=%s, user_id=%s)", label, user.pk)
+
+
+def password_reset_confirm(*, token: str, new_password: str, tenant: Tenant) -> None:
+    """Set the password of the user a reset token names; the token, every other reset
+    token and every JWT of the user issued before stop working, and the account's login
+    failures are cleared. A malformed, expired, spent or other tenant's token: 401 `Invalid
+    token`; a new password the validators refuse: 400 with details (the token stays
+    usable)."""
+    label = _tenant_label(tenant)
+    with transaction.atomic(using=router.db_for_write(User)):
+        user = password_reset_tokens.parse(token, lock=True)
+        if user is None:
+            logger.warning("Password reset refused: invalid or used link (tenant=%s)", label)
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        try:
+            password_validation.validate_password(new_password, user)
+        except ValidationError as exc:
+            raise ValidationError({"new_password": exc.messages}) from exc
+        user.set_password(new_password)
+        _move_revocation_mark(user)
+        user.save(update_fields=["password", "tokens_valid_after"])
+    throttles.reset_login_failures(scope=label, identifier=_lockout_subject(user, ""))
+    logger.info("Password reset (tenant=%s, user_id=%s)", label, user.pk)
+    logger.info("Tokens revoked by password reset (tenant=%s, user_id=%s)", label, user.pk)
+
+
+def email_verification_request(*, user: User, tenant: Tenant, ip: str | None) -> bool:
+    """E-mail `user` a link that verifies their current address; False (nothing sent)
+    when it is verified already. Throttled like reset requests."""
+    label = _tenant_label(tenant)
+    if user.email_verified:
+        return False
+    throttles.check_email_link_rate(ip=ip, address=user.email, scope=label)
+    token = email_verification_tokens.make_token(user)
+    message = render_message(
+        template="verify_email",
+        to=user.email,
+        context={
+            "username": user.username,
+            "email": user.email,
+            "tenant_name": tenant.name,
+            "link": _link(settings.EMAIL_VERIFICATION_URL, tenant=tenant, token=token),
+            "valid_hours": max(1, settings.EMAIL_VERIFICATION_TIMEOUT // 3600),
+        },
+    )
+    send_in_background(message, what=f"e-mail verification, tenant={label}, user_id={user.pk}")
+    logger.info("E-mail verification link sent (tenant=%s, user_id=%s)", label, user.pk)
+    return True
+
+
+def email_verification_confirm(*, token: str, tenant: Tenant) -> User:
+    """Mark the address a verification token names as verified; the token is spent. A
+    malformed, expired, spent or other tenant's token, or one for an address the user no
+    longer has: 401 `Invalid token`."""
+    label = _tenant_label(tenant)
+    with transaction.atomic(using=router.db_for_write(User)):
+        user = email_verification_tokens.parse(token, lock=True)
+        if user is None:
+            logger.warning("E-mail verification refused: invalid or used link (tenant=%s)", label)
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+        user.email_verified = True
+        user.save(update_fields=["email_verified"])
+    logger.info("E-mail verified (tenant=%s, user_id=%s)", label, user.pk)
+    return user

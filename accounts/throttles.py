@@ -110,3 +110,34 @@ def record_login_failure(*, scope: str, identifier: str) -> bool:
 def reset_login_failures(*, scope: str, identifier: str) -> None:
     key = _account_key(scope=scope, identifier=identifier)
     cache.delete_many([f"{key}:start", f"{key}:count"])
+
+
+# --- link e-mails (password reset, e-mail verification) -----------------------------------
+LINK_ADDRESS_WINDOW = 3600
+
+
+def check_email_link_rate(*, ip: str | None, address: str, scope: str) -> None:
+    """Count one request for a link e-mail to `address` (in tenant `scope`) from `ip`;
+    raise Throttled past `EMAIL_LINK_RATE_LIMIT_PER_MINUTE` per client address or
+    `EMAIL_LINK_ADDRESS_LIMIT_PER_HOUR` per recipient. An address is counted whether or not
+    it has an account, so a 429 tells nothing about which do. A cache outage lets the
+    request through (logged), as for logins."""
+    try:
+        per_ip = settings.EMAIL_LINK_RATE_LIMIT_PER_MINUTE
+        if ip is not None and per_ip > 0:
+            count, wait = count_hit(f"accounts:link-ip:{ip}", window=RATE_WINDOW)
+            if count > per_ip:
+                logger.warning("Link e-mail rate limit reached for a client address")
+                raise Throttled(wait=wait)
+        per_address = settings.EMAIL_LINK_ADDRESS_LIMIT_PER_HOUR
+        if per_address > 0:
+            digest = hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
+            key = f"accounts:link-address:{scope}:{digest}"
+            count, wait = count_hit(key, window=LINK_ADDRESS_WINDOW)
+            if count > per_address:
+                logger.warning("Link e-mail rate limit reached for an address (tenant=%s)", scope)
+                raise Throttled(wait=wait)
+    except Throttled:
+        raise
+    except Exception:
+        logger.warning("Cache unavailable; link e-mail throttles skipped for this request")

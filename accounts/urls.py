@@ -9,6 +9,18 @@ urlpatterns = [
     path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
     path("auth/me", views.MeView.as_view(), name="auth-me"),
     path("auth/password", views.PasswordChangeView.as_view(), name="auth-password"),
+    path("auth/password-reset", views.PasswordResetView.as_view(), name="auth-password-reset"),
+    path(
+        "auth/password-reset/confirm",
+        views.PasswordResetConfirmView.as_view(),
+        name="auth-password-reset-confirm",
+    ),
+    path("auth/verify-email", views.VerifyEmailView.as_view(), name="auth-verify-email"),
+    path(
+        "auth/verify-email/confirm",
+        views.VerifyEmailConfirmView.as_view(),
+        name="auth-verify-email-confirm",
+    ),
     path("users", views.UserListView.as_view(), name="user-list"),
     path("users/<int:pk>", views.UserDetailView.as_view(), name="user-detail"),
     path("platform/auth/login", views.PlatformLoginView.as_view(), name="platform-login"),

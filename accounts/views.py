@@ -12,10 +12,15 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.permissions import IsPlatformStaff, IsTenantAdmin
 from accounts.serializers import (
+    EmailVerifiedSerializer,
+    LinkTokenSerializer,
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
+    MessageSerializer,
     PasswordChangeSerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetRequestSerializer,
     RefreshSerializer,
     SignupResultSerializer,
     SignupSerializer,
@@ -156,6 +161,81 @@ class PasswordChangeView(TenantRealm, ApiView):
             user=request.user, **data, tenant=self.token_tenant(), ip=client_ip(request)
         )
         return Response(tokens)
+
+
+# --- password reset, e-mail verification (tenant host) ------------------------------------
+RESET_LINK_SENT = "If an account of this tenant has that address, a reset link was sent to it."
+VERIFICATION_LINK_SENT = "A verification link was sent to the account's address."
+ALREADY_VERIFIED = "The account's address is verified already."
+PASSWORD_RESET_DONE = "Password reset; every earlier token of the account stops working."  # noqa: S105
+INVALID_LINK = documented_error(
+    "`Invalid token`: a malformed, expired or used link, or another tenant's."
+)
+
+
+class PasswordResetView(PublicView):
+    @extend_schema(
+        operation_id="auth_password_reset",
+        tags=["auth"],
+        auth=[],
+        summary="E-mail a password reset link (the same answer whether the address exists)",
+        request=PasswordResetRequestSerializer,
+        responses={202: MessageSerializer},
+    )
+    def post(self, request):
+        data = _validated(PasswordResetRequestSerializer, request.data)
+        services.password_reset_request(
+            email=data["email"], tenant=get_current_tenant(), ip=client_ip(request)
+        )
+        return Response({"message": RESET_LINK_SENT}, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(PublicView):
+    @extend_schema(
+        operation_id="auth_password_reset_confirm",
+        tags=["auth"],
+        auth=[],
+        summary="Set a new password with a reset link's token; every earlier token stops",
+        request=PasswordResetConfirmSerializer,
+        responses={200: MessageSerializer, 401: INVALID_LINK},
+    )
+    def post(self, request):
+        data = _validated(PasswordResetConfirmSerializer, request.data)
+        services.password_reset_confirm(**data, tenant=get_current_tenant())
+        return Response({"message": PASSWORD_RESET_DONE})
+
+
+class VerifyEmailView(ApiView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_verify_email",
+        tags=["auth"],
+        summary="E-mail a link that verifies the account's address (nothing when verified)",
+        request=None,
+        responses={202: MessageSerializer},
+    )
+    def post(self, request):
+        sent = services.email_verification_request(
+            user=request.user, tenant=get_current_tenant(), ip=client_ip(request)
+        )
+        message = VERIFICATION_LINK_SENT if sent else ALREADY_VERIFIED
+        return Response({"message": message}, status=status.HTTP_202_ACCEPTED)
+
+
+class VerifyEmailConfirmView(PublicView):
+    @extend_schema(
+        operation_id="auth_verify_email_confirm",
+        tags=["auth"],
+        auth=[],
+        summary="Verify the address a verification link was sent to",
+        request=LinkTokenSerializer,
+        responses={200: EmailVerifiedSerializer, 401: INVALID_LINK},
+    )
+    def post(self, request):
+        data = _validated(LinkTokenSerializer, request.data)
+        user = services.email_verification_confirm(**data, tenant=get_current_tenant())
+        return Response(EmailVerifiedSerializer(user).data)
 
 
 # --- users (tenant admins) ----------------------------------------------------------------

@@ -82,3 +82,20 @@ def check_production_services(app_configs, **kwargs):
             )
         )
     return warnings
+
+
+@register(Tags.security, deploy=True)
+def check_email_backend(app_configs, **kwargs):
+    """Reset and verification links go by e-mail: the console backend prints them, tokens
+    included, into the process's output (and whatever collects it)."""
+    if settings.EMAIL_BACKEND != "django.core.mail.backends.console.EmailBackend":
+        return []
+    return [
+        Warning(
+            "E-mails go to the console (EMAIL_HOST is unset): password reset and verification "
+            "links are printed on stdout and never reach users.",
+            hint="Set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, "
+            "EMAIL_USE_TLS) to an SMTP server.",
+            id="config.W006",
+        )
+    ]

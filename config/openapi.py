@@ -159,7 +159,8 @@ def _common_errors(path: str, operation: dict, view) -> dict[str, dict]:
         errors["415"] = _error("A body that is not application/json.")
     if path not in PROBE_PATHS:
         errors["429"] = _error(
-            "`Too many requests`: the per-IP rate limit, or (login) the login throttles.",
+            "`Too many requests`: the per-IP rate limit, or the throttles of logins and of "
+            "link e-mails (password reset, e-mail verification).",
             headers={
                 "Retry-After": {
                     "schema": {"type": "integer"},

@@ -275,6 +275,36 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- E-mail, reset and verification links ----------------------------------------------
+# Console (stdout) unless an SMTP server is named; EMAIL_BACKEND overrides either.
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="tenantkit <noreply@localhost>")
+# Link templates: {domain} is the tenant's primary domain (never the request's Host), {token}
+# the signed token; the token goes in the fragment, which browsers never send to a server.
+_LINK_SCHEME = "https" if PRODUCTION else "http"
+PASSWORD_RESET_URL = env.str(
+    "PASSWORD_RESET_URL", default=f"{_LINK_SCHEME}://{{domain}}/reset-password#token={{token}}"
+)
+EMAIL_VERIFICATION_URL = env.str(
+    "EMAIL_VERIFICATION_URL", default=f"{_LINK_SCHEME}://{{domain}}/verify-email#token={{token}}"
+)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
+EMAIL_VERIFICATION_TIMEOUT = env.int("EMAIL_VERIFICATION_TIMEOUT", default=3 * 24 * 3600)
+# Link e-mails a client address may ask for a minute, and an address may receive an hour.
+EMAIL_LINK_RATE_LIMIT_PER_MINUTE = env.int("EMAIL_LINK_RATE_LIMIT_PER_MINUTE", default=5)
+EMAIL_LINK_ADDRESS_LIMIT_PER_HOUR = env.int("EMAIL_LINK_ADDRESS_LIMIT_PER_HOUR", default=5)
+
 # --- Limits -------------------------------------------------------------------------------
 RATE_LIMIT_PER_MINUTE = env.int("RATE_LIMIT_PER_MINUTE", default=1200)
 LOGIN_RATE_LIMIT_PER_MINUTE = env.int("LOGIN_RATE_LIMIT_PER_MINUTE", default=20)

@@ -8,9 +8,9 @@ only from `ADMIN_ALLOWED_IPS` when it is set.
 
 A stream lives longer than its handshake: `credentials_still_valid` runs the same checks
 again (the HTTP API's token validation, the admin's session validation, the tenant's
-status, `WS_LOGS_ADMIN_USER`) every `WS_AUTH_RECHECK_SECONDS`, and the consumer closes the
-socket (4401) when they fail. The handshake's checks run in `logstream.handshake`, before
-the consumer.
+status, `WS_LOGS_ADMIN_USER` with the address's verification) every
+`WS_AUTH_RECHECK_SECONDS`, and the consumer closes the socket (4401) when they fail.
+The handshake's checks run in `logstream.handshake`, before the consumer.
 """
 
 from __future__ import annotations
@@ -162,24 +162,36 @@ def _viewer_from_session(cookies: dict[str, str]) -> LogViewer | None:
 
 def may_read_logs(user, tenant: Tenant | None) -> bool:
     """`WS_LOGS_ADMIN_USER`, when set, lists who may connect (see `allow_list_entry`): a
-    bare entry is a platform staff member's username (platform staff cannot sign up), a
-    `slug:username` entry a tenant admin of that tenant whose account was not made by open
-    signup (the first signup of a tenant without an admin is its admin). E-mail addresses
-    are never compared: nothing verifies them, and anyone can sign up with any address."""
+    bare entry names platform staff, a `slug:` entry a tenant admin of that tenant, by
+    username or by e-mail address. A username matches platform staff (who cannot sign up)
+    and tenant admins whose account was not made by open signup (the first signup of a
+    tenant without an admin is its admin). An address matches only once the user proved
+    it is theirs (`email_verified`, cleared when the address changes): anyone can sign up
+    with any address, but only its owner can verify it."""
     entries = settings.WS_LOGS_ADMIN_USER
     if not any(value.strip() for value in entries):
         return True
-    wanted = (slug_of(tenant), str(user.username))
-    if tenant is not None and (
-        not getattr(user, "is_tenant_admin", False) or getattr(user, "signed_up", True)
-    ):
+    if tenant is not None and not getattr(user, "is_tenant_admin", False):
         return False
-    return any(allow_list_entry(value) == wanted for value in entries)
+    slug = slug_of(tenant)
+    username = str(user.username)
+    by_username = tenant is None or not getattr(user, "signed_up", True)
+    address = str(user.email or "").strip().lower()
+    by_address = bool(address) and getattr(user, "email_verified", False) is True
+    for value in entries:
+        entry = allow_list_entry(value)
+        if entry is None or entry[0] != slug:
+            continue
+        if by_username and entry[1] == username:
+            return True
+        if by_address and "@" in entry[1] and entry[1].lower() == address:
+            return True
+    return False
 
 
 def allow_list_entry(value: str) -> tuple[str | None, str] | None:
-    """A `WS_LOGS_ADMIN_USER` entry as (tenant slug or None, username); None when it is
-    malformed and can never match."""
+    """A `WS_LOGS_ADMIN_USER` entry as (tenant slug or None, username or e-mail address);
+    None when it is malformed and can never match."""
     value = value.strip()
     slug, sep, username = value.partition(":")
     if not sep:

@@ -8,7 +8,8 @@ from logstream.auth import allow_list_entry
 
 @register(Tags.security)
 def check_logs_admin_users(app_configs, **kwargs):
-    """`WS_LOGS_ADMIN_USER` entries that can never let anyone in, or not whom they seem to."""
+    """`WS_LOGS_ADMIN_USER` entries that can never let anyone in. (An e-mail address is a
+    valid entry: it matches the user who verified it.)"""
     problems = []
     for value in settings.WS_LOGS_ADMIN_USER:
         if not value.strip():
@@ -18,18 +19,9 @@ def check_logs_admin_users(app_configs, **kwargs):
             problems.append(
                 Warning(
                     f"WS_LOGS_ADMIN_USER entry {value.strip()!r} is malformed and matches no one.",
-                    hint="Use a platform staff username, or tenant-slug:username for a tenant "
-                    "admin.",
+                    hint="Use a platform staff username or verified address, or "
+                    "tenant-slug:username (or tenant-slug:address) for a tenant admin.",
                     id="logstream.W001",
-                )
-            )
-        elif "@" in entry[1]:
-            problems.append(
-                Warning(
-                    f"WS_LOGS_ADMIN_USER entry {value.strip()!r} looks like an e-mail address; "
-                    "entries match usernames only (e-mail addresses are not verified).",
-                    hint="List the username instead.",
-                    id="logstream.W002",
                 )
             )
     return problems

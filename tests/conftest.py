@@ -10,17 +10,24 @@ tenant databases are rolled back. Tests that create their own tenants use
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
 from unittest import mock
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
 from rest_framework.test import APIClient
 
+from accounts.mail import wait_for_outgoing_mail
 from config import ratelimit
 from tenants.db import aliases, breaker, servers
 from tenants.db.servers import postgresql
@@ -28,7 +35,7 @@ from tenants.models import Tenant
 from tenants.resolution import resolver
 from tenants.services import provision_tenant
 from tests.factories import bearer_for, create_contact, create_staff, create_user
-from tests.helpers import client_for, require_components, use_fresh_cache
+from tests.helpers import client_for, free_port, require_components, use_fresh_cache
 from tests.leak_collector import collector
 
 SESSION_TENANTS = {"acme": "Acme Corp", "globex": "Globex Inc"}
@@ -251,6 +258,41 @@ def dropped_after(tenant_databases):
         cfg = aliases.tenant_database_settings(tenant)
         aliases.unregister_alias(aliases.alias_for(slug))
         servers.drop_database(cfg)
+
+
+@dataclass
+class SmtpServer:
+    """A local SMTP server (aiosmtpd) and the messages it received, parsed."""
+
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+    delay: float = 0.0  # seconds the server waits before accepting a message
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        message = message_from_bytes(envelope.content, policy=email_policy.default)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """Django's SMTP backend pointed at a real SMTP server on a free local port."""
+    server = SmtpServer(host="127.0.0.1", port=free_port())
+    controller = Controller(server, hostname=server.host, port=server.port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = server.host, server.port
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_USE_TLS = False
+    try:
+        yield server
+    finally:
+        wait_for_outgoing_mail()
+        controller.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import asyncio
 import io
 import logging
 import os
+import re
 import socket
 import uuid
 from contextlib import contextmanager
@@ -124,6 +125,28 @@ def use_fresh_cache(settings) -> None:
     key = "LOCATION" if "locmem" in cfg["BACKEND"] else "KEY_PREFIX"
     cfg[key] = f"{cfg.get('KEY_PREFIX', '')}t-{uuid.uuid4().hex}"
     settings.CACHES = {**settings.CACHES, "default": cfg}
+
+
+# --- e-mail -------------------------------------------------------------------------------
+LINK_TOKEN = re.compile(r"https?://(?P<host>[^/\s]+)/\S*#token=(?P<token>\S+)")
+
+
+def sent_mail() -> list:
+    """The messages Django's test backend (locmem) received, once the background sender
+    (accounts.mail) handed over everything queued."""
+    from django.core import mail
+
+    from accounts.mail import wait_for_outgoing_mail
+
+    wait_for_outgoing_mail()
+    return list(mail.outbox)
+
+
+def link_in(body: str) -> re.Match:
+    """The link of an e-mail's body: `.group("host")`, `.group("token")`."""
+    match = LINK_TOKEN.search(body)
+    assert match is not None, body
+    return match
 
 
 # --- management commands ------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Collects, for the whole test session, every secret the code handled and everything it
-showed: the secrets are the passwords given to the password hashers, every JWT encoded and
-the signing keys; the output is every record emitted by a logging handler (any logger, any
-handler but pytest's own), every WebSocket text frame sent by a consumer and every error
-body (status 400 and above) answered by the HTTP and ASGI handlers.
+showed: the secrets are the passwords given to the password hashers, every JWT encoded,
+every token of an e-mailed link (password reset, e-mail verification) and the signing
+keys; the output is every record emitted by a logging handler (any logger, any handler but
+pytest's own), every WebSocket text frame sent by a consumer and every error body (status
+400 and above) answered by the HTTP and ASGI handlers.
 
 `tests/test_secrets_never_leak.py` runs last and asserts that no secret appears in the
 output. Installed by a session fixture in `tests/conftest.py`.
@@ -120,6 +121,14 @@ class LeakCollector:
 
             return method
 
+        def link_token(real):
+            def method(self, *args, **kwargs):
+                value = real(self, *args, **kwargs)
+                collector.secret(value)
+                return value
+
+            return method
+
         def ws_send(real):
             async def send(self, text_data=None, bytes_data=None, close=False):
                 collector.show("frame", type(self).__name__, text_data or bytes_data)
@@ -158,6 +167,8 @@ class LeakCollector:
             ("django.contrib.auth.hashers.PBKDF2PasswordHasher.encode", hasher),
             ("django.contrib.auth.hashers.PBKDF2PasswordHasher.verify", hasher),
             ("rest_framework_simplejwt.tokens.Token.__str__", token_str),
+            ("accounts.links.PasswordResetTokens.make_token", link_token),
+            ("accounts.links.EmailVerificationTokens.make_token", link_token),
             ("channels.generic.websocket.AsyncWebsocketConsumer.send", ws_send),
             ("django.core.handlers.base.BaseHandler.get_response", get_response),
             ("django.core.handlers.base.BaseHandler.get_response_async", get_response_async),

@@ -380,6 +380,7 @@ def test_me_returns_the_user_and_tenant(acme, make_user):
         "email": "ann@example.test",
         "role": "admin",
         "tenant": "acme",
+        "email_verified": False,
     }
 
 

@@ -119,6 +119,8 @@ def fuzz_settings(settings, keep_test_connections):
     settings.LOGIN_RATE_LIMIT_PER_MINUTE = 0
     settings.RATE_LIMIT_PER_MINUTE = 0
     settings.LOGIN_LOCKOUT_THRESHOLD = 10**6
+    settings.EMAIL_LINK_RATE_LIMIT_PER_MINUTE = 0
+    settings.EMAIL_LINK_ADDRESS_LIMIT_PER_HOUR = 0
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from accounts.links import email_verification_tokens, password_reset_tokens
 from accounts.models import RevokedToken, User
 from accounts.tokens import issue_tokens
 from addressbook.models import Contact
@@ -32,7 +33,7 @@ from config.paths import is_platform_path
 from logstream.routing import websocket_urlpatterns
 from tenants.context import use_tenant
 from tests.factories import PASSWORD
-from tests.helpers import client_for, open_stream
+from tests.helpers import client_for, open_stream, sent_mail
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -116,7 +117,14 @@ def snapshot(tenant) -> dict:
             "contacts": list(Contact.objects.order_by("id").values()),
             "users": list(
                 User.objects.order_by("id").values(
-                    "id", "username", "email", "password", "role", "is_active", "tokens_valid_after"
+                    "id",
+                    "username",
+                    "email",
+                    "password",
+                    "role",
+                    "is_active",
+                    "tokens_valid_after",
+                    "email_verified",
                 )
             ),
             "revoked": sorted(RevokedToken.objects.values_list("jti", flat=True)),
@@ -237,6 +245,48 @@ def own_password(world):
     assert response.status_code == HTTPStatus.OK  # A's password; B's gus (same id) untouched
 
 
+def _b_link_tokens(world) -> tuple[str, str]:
+    """A reset and a verification token of B's admin, who has A's admin's id."""
+    with use_tenant(world.b):
+        gus = User.objects.get(username="gus")
+        return password_reset_tokens.make_link_token(gus), email_verification_tokens.make_token(gus)
+
+
+def reset_body(world):
+    return {"email": "gus@globex.example"}
+
+
+def own_password_reset(world):
+    # B's address on A's host: the same answer as any address, and nothing sent to B.
+    response = request(world, "POST", "/api/auth/password-reset", reset_body(world), auth={})
+    assert response.status_code == HTTPStatus.ACCEPTED
+    assert sent_mail() == []
+
+
+def own_password_reset_confirm(world):
+    reset_token, _ = _b_link_tokens(world)
+    body = {"token": reset_token, "new_password": "N3w-Secret-pw-x"}
+    response = request(world, "POST", "/api/auth/password-reset/confirm", body, auth={})
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    with use_tenant(world.a):
+        assert User.objects.get(pk=world.a_admin.pk).check_password(PASSWORD)
+
+
+def own_verify_email(world):
+    response = request(world, "POST", "/api/auth/verify-email")
+    assert response.status_code == HTTPStatus.ACCEPTED
+    assert [m.to for m in sent_mail()] == [[world.a_admin.email]]
+
+
+def own_verify_email_confirm(world):
+    _, verification_token = _b_link_tokens(world)
+    body = {"token": verification_token}
+    response = request(world, "POST", "/api/auth/verify-email/confirm", body, auth={})
+    assert response.status_code == HTTPStatus.UNAUTHORIZED
+    with use_tenant(world.a):
+        assert not User.objects.get(pk=world.a_admin.pk).email_verified
+
+
 def own_user_list(world):
     response = request(world, "GET", "/api/users")
     assert response.status_code == HTTPStatus.OK
@@ -312,6 +362,16 @@ TENANT_CASES: dict[str, Case] = {
     "api/auth/logout": Case({"POST": lambda w: {}}, own_logout),
     "api/auth/me": Case({"GET": None}, own_me),
     "api/auth/password": Case({"POST": password_body}, own_password),
+    "api/auth/password-reset": Case({"POST": reset_body}, own_password_reset, public=True),
+    "api/auth/password-reset/confirm": Case(
+        {"POST": lambda w: {"token": _b_link_tokens(w)[0], "new_password": "N3w-Secret-pw-x"}},
+        own_password_reset_confirm,
+        public=True,
+    ),
+    "api/auth/verify-email": Case({"POST": None}, own_verify_email),
+    "api/auth/verify-email/confirm": Case(
+        {"POST": lambda w: {"token": _b_link_tokens(w)[1]}}, own_verify_email_confirm, public=True
+    ),
     "api/users": Case({"GET": None, "POST": user_create_body}, own_user_list),
     "api/users/<int:pk>": Case(
         {"GET": None, "PATCH": lambda w: {"role": "member"}, "DELETE": None},
