@@ -362,14 +362,20 @@ def test_an_asgi_request_closes_its_tenant_connection_when_it_ends(acme):
 
 
 def test_django_per_request_walks_are_replaced_by_the_tenants_housekeeping():
+    """TenantsConfig.ready() installs it; the test client and CaptureQueriesContext put
+    Django's receivers back while a test runs, so it is installed again here."""
     from django.core import signals
-    from django.db import reset_queries
+    from django.db import close_old_connections, reset_queries
+
+    tenant_connections.install_request_housekeeping()
 
     started, _ = signals.request_started._live_receivers(None)
     finished, _ = signals.request_finished._live_receivers(None)
     assert tenant_connections.begin_request in started
     assert tenant_connections.end_request in finished
     assert reset_queries not in started
+    assert close_old_connections not in started
+    assert close_old_connections not in finished
 
 
 def test_tenant_connections_start_in_utc_without_a_set_time_zone(acme):

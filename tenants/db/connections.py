@@ -136,7 +136,14 @@ def end_request(**kwargs) -> None:
     used = _used_since_last_request()
     _look_after(_main_aliases())
     _look_after(used)
+    closed = [alias for alias in used if not _is_open(alias)]
     used.clear()
+    if closed:
+        with _connections_lock:
+            lru = _open_by_thread.get(threading.get_ident())
+            for alias in closed:
+                if lru:
+                    lru.pop(alias, None)
     now = time.monotonic()
     if now - getattr(_local, "swept_at", 0.0) >= SWEEP_SECONDS:
         _local.swept_at = now
