@@ -103,7 +103,12 @@ def documented_error(description: str) -> OpenApiResponse:
 
 
 # --- the error answers every operation may give ------------------------------------------
-OPTIONAL_RESPONSE_FIELDS = {"Error": {"details"}, "Readiness": {"tenants"}}
+OPTIONAL_RESPONSE_FIELDS = {
+    "Error": {"details"},
+    "Readiness": {"tenants"},
+    # A JWK carries the members of its key type only (OKP: crv, x; RSA: n, e).
+    "Jwk": {"crv", "x", "n", "e"},
+}
 BODYLESS_PATHS = frozenset({"/health", "/ready", "/api/logs"})
 
 

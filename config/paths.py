@@ -8,7 +8,7 @@ PROBE_PATHS = ("/health", "/ready", "/metrics")
 STAFF_PREFIXES = ("/admin", "/api/platform")
 
 # Served whatever the host, with no tenant: the staff's surface, the probes, the schema and
-# its viewer, the log viewer page and the static files. `/` is the landing page.
+# its viewer, the log viewer page, the static files and `/.well-known/`. `/` is the landing page.
 PLATFORM_PREFIXES = (
     *STAFF_PREFIXES,
     *PROBE_PATHS,
@@ -16,6 +16,8 @@ PLATFORM_PREFIXES = (
     "/api/docs",
     "/api/logs",
     "/static",
+    # Documents about the service itself (RFC 8615), such as the token keys' JWKS.
+    "/.well-known",
 )
 
 

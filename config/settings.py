@@ -212,7 +212,18 @@ ACCESS_TOKEN_TTL = env.int("ACCESS_TOKEN_TTL", default=15 * 60)
 REFRESH_TOKEN_TTL = env.int("REFRESH_TOKEN_TTL", default=7 * 24 * 3600)
 JWT_ISSUER = env.str("JWT_ISSUER", default="tenantkit")
 JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="tenantkit-api")
+# HS256 signs with JWT_SECRET (SIMPLE_JWT below); EdDSA and RS256 with the current key of
+# the key ring in JWT_KEY_DIR, verified by `kid` (accounts.keys, accounts.signing).
+JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
+if JWT_ALGORITHM not in ("HS256", "EdDSA", "RS256"):
+    raise ImproperlyConfigured(
+        f"JWT_ALGORITHM must be HS256, EdDSA or RS256, not {JWT_ALGORITHM!r}"
+    )
+JWT_KEY_DIR = Path(env.str("JWT_KEY_DIR", default=str(VAR_DIR / "jwt-keys")))
+if TESTING:
+    JWT_KEY_DIR = VAR_DIR / "test-jwt-keys" / (TEST_RUN_TAG or "default")
 SIMPLE_JWT = {
+    # The HS256 path only: accounts.signing switches to the key ring by JWT_ALGORITHM.
     "ALGORITHM": "HS256",
     "SIGNING_KEY": JWT_SECRET,
     "AUDIENCE": JWT_AUDIENCE,

@@ -5,6 +5,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 
 from accounts.backends import admin_login
+from accounts.jwks import jwks
 from config import views
 from config.metrics import metrics_view
 from logstream.views import log_viewer
@@ -18,6 +19,7 @@ urlpatterns = [
     path("health", views.health, name="health"),
     path("ready", views.ready, name="ready"),
     path("metrics", metrics_view, name="metrics"),
+    path(".well-known/jwks.json", jwks, name="jwks"),
     path(
         "api/schema/",
         SpectacularAPIView.as_view(

@@ -11,11 +11,13 @@ databases or take the session tenants away); they are covered by tests/test_plat
 
 from __future__ import annotations
 
+import io
 from http import HTTPStatus
 
 import pytest
 import schemathesis
 from django.core import signals
+from django.core.management import call_command
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -147,7 +149,8 @@ def auth_headers(case, valid: dict) -> dict:
     return valid
 
 
-def test_every_operation_conforms_to_the_schema(api_schema, headers):
+def fuzz_every_operation(api_schema, headers) -> list[str]:
+    """Each operation of `api_schema` fuzzed; a description of every one that failed."""
     failures = []
     for result in api_schema.get_all_operations():
         operation = result.ok()
@@ -173,6 +176,25 @@ def test_every_operation_conforms_to_the_schema(api_schema, headers):
             fuzz()
         except (Exception, BaseExceptionGroup) as exc:  # every operation runs; all reported
             failures.append(f"{operation.label}: {exc}")
+    return failures
+
+
+def test_every_operation_conforms_to_the_schema(api_schema, headers):
+    failures = fuzz_every_operation(api_schema, headers)
+    assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize("algorithm", ["EdDSA", "RS256"])
+def test_the_key_set_conforms_to_the_schema_with_key_signed_tokens(
+    algorithm, api_schema, headers, settings, tmp_path
+):
+    """The suite runs on HS256 (an empty key set); here the set holds a current and a
+    previous key of each key algorithm."""
+    settings.JWT_ALGORITHM = algorithm
+    settings.JWT_KEY_DIR = tmp_path / "jwt-keys"
+    for _ in range(2):
+        call_command("rotate_jwt_keys", stdout=io.StringIO())
+    failures = fuzz_every_operation(api_schema.include(path="/.well-known/jwks.json"), headers)
     assert not failures, "\n\n".join(failures)
 
 

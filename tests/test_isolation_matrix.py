@@ -528,6 +528,9 @@ PLATFORM_CASES: dict[str, PlatformCase] = {
     "health": PlatformCase((("GET", "/health", None),), authenticated=False),
     "ready": PlatformCase((("GET", "/ready", None),), authenticated=False),
     "metrics": PlatformCase((("GET", "/metrics", None),), authenticated=False),
+    ".well-known/jwks.json": PlatformCase(
+        (("GET", "/.well-known/jwks.json", None),), authenticated=False
+    ),
     "api/schema/": PlatformCase((("GET", "/api/schema/", None),), authenticated=False),
     "api/docs/": PlatformCase((("GET", "/api/docs/", None),), authenticated=False),
     "api/logs": PlatformCase((("GET", "/api/logs", None),), authenticated=False),

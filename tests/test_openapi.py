@@ -3,6 +3,7 @@ to what the server answers."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections import Counter
@@ -29,6 +30,7 @@ PUBLIC_OPERATIONS = {
     "platform_refresh",
     "health",
     "ready",
+    "jwks",
     *(f"logs_gone_{method}" for method in ("get", "post", "put", "patch", "delete")),
 }
 UNDOCUMENTED_API_ROUTES = {"/api/schema/", "/api/docs/"}
@@ -142,7 +144,9 @@ def test_limits_and_tenant_errors_are_documented_where_they_happen(schema):
             assert "429" not in responses
         else:
             assert responses["429"]["headers"]["Retry-After"]["required"] is True
-        tenant_path = not path.startswith(("/api/platform/", "/health", "/ready", "/api/logs"))
+        tenant_path = not path.startswith(
+            ("/api/platform/", "/health", "/ready", "/api/logs", "/.well-known/")
+        )
         assert ("404" in responses) is (tenant_path or "404" in responses), (method, path)
         if tenant_path:
             assert {"403", "404", "503"} <= set(responses), (method, path)
@@ -305,5 +309,19 @@ def test_platform_and_operations_responses_match_the_schema(schema, acme):
         ("/api/platform/tenants/{slug}/health", "/api/platform/tenants/acme/health"),
     ]:
         assert_documented(schema, path, "get", client.get(url, **headers))
-    for path in ("/health", "/ready", "/api/logs"):
+    for path in ("/health", "/ready", "/api/logs", "/.well-known/jwks.json"):
         assert_documented(schema, path, "get", client.get(path))
+
+
+@pytest.mark.django_db(databases="__all__")
+@pytest.mark.parametrize("algorithm", ["EdDSA", "RS256"])
+def test_the_key_set_of_each_key_algorithm_matches_the_schema(
+    schema, algorithm, settings, tmp_path
+):
+    settings.JWT_ALGORITHM = algorithm
+    settings.JWT_KEY_DIR = tmp_path / "jwt-keys"
+    for _ in range(2):  # a current and a previous key
+        call_command("rotate_jwt_keys", stdout=io.StringIO())
+    response = client_for("any.example").get("/.well-known/jwks.json")
+    assert len(response.json()["keys"]) == 2
+    assert_documented(schema, "/.well-known/jwks.json", "get", response)

@@ -72,6 +72,11 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck():
     assert "config.wsgi:application" in dockerfile
 
 
+def test_the_image_never_receives_local_data_keys_or_secrets():
+    ignored = (BASE_DIR / ".dockerignore").read_text().split()
+    assert {"var/", ".env", ".venv/"} <= set(ignored)
+
+
 def test_production_http_commands_keep_one_access_log_the_projects():
     """gunicorn's own access log would write every query string as the client sent it
     (the project's redacts sensitive values) and a second line per request."""
