@@ -9,6 +9,7 @@ from http import HTTPStatus
 import psycopg
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.handlers.wsgi import WSGIHandler
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
@@ -289,20 +290,20 @@ def test_a_request_looks_after_only_the_tenant_connections_it_used(acme, globex,
         connections[tenant.alias].close()
         with use_tenant(tenant):
             User.objects.exists()
-    tenant_connections.end_request()
+    tenant_connections.end_request(sender=WSGIHandler)
     assert connections[acme.alias].connection is not None
     _make_obsolete(acme.alias)
     _make_obsolete(globex.alias)
 
     with use_tenant(globex):
         User.objects.exists()
-    tenant_connections.end_request()
+    tenant_connections.end_request(sender=WSGIHandler)
 
     assert connections[globex.alias].connection is None
     assert connections[acme.alias].connection is not None
 
     monkeypatch.setattr(tenant_connections._local, "swept_at", 0.0)
-    tenant_connections.end_request()
+    tenant_connections.end_request(sender=WSGIHandler)
     assert connections[acme.alias].connection is None
 
 
@@ -320,8 +321,8 @@ def test_request_housekeeping_does_not_walk_every_registered_alias(acme, monkeyp
     )
     with use_tenant(acme):
         User.objects.exists()
-    tenant_connections.begin_request()
-    tenant_connections.end_request()
+    tenant_connections.begin_request(sender=WSGIHandler)
+    tenant_connections.end_request(sender=WSGIHandler)
 
     assert acme.alias in looked_at
     assert len(looked_at) <= 2 * len(tenant_connections._main_aliases()) + 1

@@ -128,11 +128,23 @@ def _look_after(aliases) -> None:
             conn.close_if_unusable_or_obsolete()
 
 
-def begin_request(**kwargs) -> None:
-    _look_after(_main_aliases())
+def _from_a_server(sender) -> bool:
+    """Whether the signal comes from Django's WSGI or ASGI handler (a response names its
+    handler class). Django's test client keeps connection housekeeping out of its requests
+    (it disconnects close_old_connections around them, and its responses name no
+    handler): the test owns its connections."""
+    return sender is not None and getattr(sender, "__module__", "") != "django.test.client"
 
 
-def end_request(**kwargs) -> None:
+def begin_request(sender=None, **kwargs) -> None:
+    if _from_a_server(sender):
+        _look_after(_main_aliases())
+
+
+def end_request(sender=None, **kwargs) -> None:
+    if not _from_a_server(sender):
+        enforce_connection_cap()
+        return
     used = _used_since_last_request()
     _look_after(_main_aliases())
     _look_after(used)
