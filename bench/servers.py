@@ -209,7 +209,7 @@ class PgServer:
     starting it again (`halt`, `resume`) to take the server away."""
 
     def __init__(
-        self, port: int = 0, *, parent: Path | None = None, settings: dict | None = None
+        self, port: int = 0, settings: dict[str, str] | None = None, *, parent: Path | None = None
     ) -> None:
         self.port = port or free_port()
         self.bin = binaries()

@@ -514,7 +514,11 @@ def tenant_update(
     if domains and tenant.status == Tenant.Status.DROPPED:
         raise ValidationError({"domains": ["A dropped tenant cannot take domains."]})
     hosts = validate_tenant_input(
-        slug=tenant.slug, name=name or tenant.name, domains=domains or [], existing=tenant
+        slug=tenant.slug,
+        name=name or tenant.name,
+        domains=domains or [],
+        existing=tenant,
+        server=tenant.server if tenant.server_id else None,
     )
     with transaction.atomic(using="default"):
         if name is not None and name.strip() != tenant.name:

@@ -296,7 +296,9 @@ def dropped_after(tenant_databases):
 
 @pytest.fixture
 def closed_circuits():
-    """No tenant database is marked as failed before or after the test."""
+    """No tenant database or database server is marked as failed before or after the test."""
     breaker._failed_at.clear()
+    breaker._server_failed_at.clear()
     yield
     breaker._failed_at.clear()
+    breaker._server_failed_at.clear()

@@ -239,6 +239,18 @@ def test_platform_api_places_a_tenant_on_the_server_named(second_server, as_staf
     assert Tenant.objects.get(slug="apico").server == second_server
 
 
+def test_a_tenant_on_the_second_server_is_changed_while_the_default_one_is_away(
+    farco, as_staff, settings
+):
+    # Changing a tenant checks its own server, not the default one.
+    settings.TENANT_DATABASE_ADMIN_URL = unreachable_url()
+    response = client_for("acme.test").patch(
+        "/api/platform/tenants/farco", {"name": "Far Co"}, format="json", **as_staff
+    )
+    assert response.status_code == HTTPStatus.OK, response.content
+    assert response.json()["name"] == "Far Co"
+
+
 @pytest.mark.parametrize("status", ["offline", "draining"])
 def test_platform_api_refuses_a_server_that_takes_no_tenant_with_400(
     second_server, as_staff, status
@@ -364,6 +376,17 @@ def test_one_tenants_lost_database_does_not_open_its_servers_circuit(
         response = client_for("farco.test").get("/api/address-book", **auth)
     assert response.status_code == HTTPStatus.SERVICE_UNAVAILABLE
     assert not breaker.server_circuit_open(SECOND_SERVER)
+
+
+@pytest.mark.usefixtures("closed_circuits")
+def test_a_servers_circuit_holds_for_its_tenants_whatever_their_own_circuit_says():
+    alias = aliases.alias_for("farco", SECOND_SERVER)
+    breaker._failed_at[alias] = time.monotonic() - 3600  # its own circuit closed long ago
+    breaker._server_failed_at[SECOND_SERVER] = time.monotonic()
+    assert breaker.circuit_open(alias, SECOND_SERVER)
+    assert not breaker.circuit_open(aliases.alias_for("acme"), "default")
+    breaker.record_server_recovery(SECOND_SERVER)
+    assert not breaker.circuit_open(alias, SECOND_SERVER)
 
 
 # --- commands -----------------------------------------------------------------------------

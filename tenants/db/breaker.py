@@ -84,10 +84,11 @@ def record_database_recovery(alias: str) -> None:
 def circuit_open(alias: str, server: str | None = None) -> bool:
     """True while requests for `alias` (on the server named `server`) should be answered
     503 without trying to connect: its own circuit or its server's is open."""
-    failed = _failed_at.get(alias)
-    if server is not None and failed is None:
-        failed = _server_failed_at.get(server)
-    return failed is not None and time.monotonic() - failed < settings.TENANT_DB_RETRY_INTERVAL
+    now = time.monotonic()
+    for failed in (_failed_at.get(alias), _server_failed_at.get(server) if server else None):
+        if failed is not None and now - failed < settings.TENANT_DB_RETRY_INTERVAL:
+            return True
+    return False
 
 
 def tenant_circuit_open(tenant) -> bool:
