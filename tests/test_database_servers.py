@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import json
 import sqlite3
+import threading
 import time
 from http import HTTPStatus
 from pathlib import Path
@@ -205,6 +206,36 @@ def test_create_tenant_on_a_server_that_cannot_take_it_fails_and_changes_nothing
     with pytest.raises(CommandError, match=message):
         run_command("create_tenant", "refused", "--name", "Refused", "--server", target)
     assert not Tenant.objects.filter(slug="refused").exists()
+
+
+@pytest.mark.skipif(not POSTGRES, reason="concurrent provisioning is serialised on PostgreSQL")
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_concurrent_placements_never_overfill_a_server(second_server, dropped_after):
+    DatabaseServer.objects.filter(pk=second_server.pk).update(capacity=2)
+    slugs = [f"race-{letter}" for letter in "abcd"]
+    dropped_after.extend(slugs)
+    barrier = threading.Barrier(len(slugs))
+    placed, refused = [], []
+
+    def place(slug):
+        try:
+            barrier.wait()
+            services.provision_tenant(slug=slug, name=slug, server=SECOND_SERVER)
+            placed.append(slug)
+        except ValidationError as exc:  # collected and asserted below
+            refused.extend(exc.message_dict.get("server", [str(exc)]))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=place, args=(slug,)) for slug in slugs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(placed) == 2
+    assert len(refused) == 2
+    assert all("is full (2 of 2 tenants)" in message for message in refused)
+    assert Tenant.objects.filter(server=second_server).count() == 2
 
 
 def test_create_tenant_with_server_places_it_and_says_where(second_server, dropped_after):
@@ -435,6 +466,23 @@ def test_add_database_server_refuses_and_writes_nothing(
     with pytest.raises(CommandError, match=message):
         run_command("add_database_server", *args)
     assert list(DatabaseServer.objects.values_list("name", flat=True)) == before
+
+
+def test_migrate_tenants_refreshes_the_template_of_every_server_holding_tenants(farco):
+    out = run_command("migrate_tenants")
+    assert "template: up to date" in out
+    assert f"template on {SECOND_SERVER}: up to date" in out
+    assert "farco: up to date" in out
+
+
+def test_drop_tenant_drops_the_database_on_the_tenants_own_server(
+    farco, second_server, make_contact
+):
+    make_contact(farco, "Farco Only")
+    Tenant.objects.filter(pk=farco.pk).update(status=Tenant.Status.SUSPENDED)
+    run_command("drop_tenant", "farco", "--yes")
+    assert contact_names(farco, second_server) is None
+    assert Tenant.objects.get(slug="farco").status == Tenant.Status.DROPPED
 
 
 def test_list_database_servers_shows_tenants_and_connections_per_server(acme, farco, second_server):
