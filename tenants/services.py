@@ -371,6 +371,10 @@ def _save_tenant_row(
         if not created and tenant.name != name.strip():
             tenant.name = name.strip()
             tenant.save(update_fields=["name", "updated_at"])
+        if not created and tenant.server_id is None and server and not tenant.database_url:
+            # A row saved before servers existed: on the default server (choose_server).
+            tenant.server = server
+            tenant.save(update_fields=["server", "updated_at"])
         for index, host in enumerate(hosts):
             Domain.objects.update_or_create(
                 domain=host, defaults={"tenant": tenant, "is_primary": index == 0}
@@ -555,11 +559,13 @@ def choose_server(name: str = "", *, existing: Tenant | None = None) -> Database
     """Where a tenant goes: the server it is on already (a retry), the accepting server
     `name`, else the accepting server with the most room (capacity minus tenants; no
     capacity is unbounded; ties by name). ValidationError on `server` when none fits."""
-    ensure_default_server()
-    if existing is not None and existing.server_id is not None:
-        if name and existing.server.name != name:
+    default = ensure_default_server()
+    if existing is not None:
+        # A row saved before servers existed lives on the default server.
+        current = existing.server if existing.server_id is not None else default
+        if name and current.name != name:
             raise ValidationError({"server": ["A tenant's database server cannot change."]})
-        return existing.server
+        return current
     candidates = list(database_server_list())
     if name:
         server = next((s for s in candidates if s.name == name), None)

@@ -122,6 +122,21 @@ def test_the_migration_places_tenants_without_a_server_on_the_default_one(tenant
     assert own.server is None  # its own URL stays its server
 
 
+def test_a_failed_tenant_from_before_servers_is_finished_on_the_default_server(
+    default_server, second_server, tenant_factory
+):
+    DatabaseServer.objects.filter(pk=default_server.pk).update(capacity=placed(default_server))
+    Tenant.objects.create(
+        slug="oldco",
+        name="Old Co",
+        status=Tenant.Status.FAILED,
+        database_name=aliases.database_name_for("oldco"),
+    )
+    tenant = tenant_factory("oldco", name="Old Co")
+    assert (tenant.status, tenant.server) == (Tenant.Status.ACTIVE, default_server)
+    assert tenant.alias == "tenant_oldco"
+
+
 def test_a_server_row_holds_the_name_of_a_variable_never_a_url(second_server):
     stored = DatabaseServer.objects.values().get(name=SECOND_SERVER)
     assert stored["url_env"] == SECOND_SERVER_URL_ENV
