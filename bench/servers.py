@@ -201,15 +201,25 @@ def _as_owner(argv: list[str], owner: str | None) -> list[str]:
 
 
 class PgServer:
-    """`with PgServer() as pg:` a running cluster on `pg.url`; removed on exit."""
+    """`with PgServer() as pg:` a running cluster on `pg.url`; removed on exit.
 
-    def __init__(self, port: int = 0) -> None:
+    `parent` is the directory its files go in (default: the system's temporary directory),
+    `settings` what differs from a fresh cluster's defaults (default: `SETTINGS`). The test
+    suite runs one as a second tenant database server (tests/conftest.py), stopping and
+    starting it again (`halt`, `resume`) to take the server away."""
+
+    def __init__(
+        self, port: int = 0, settings: dict[str, str] | None = None, *, parent: Path | None = None
+    ) -> None:
         self.port = port or free_port()
         self.bin = binaries()
         self.owner = "postgres" if os.geteuid() == 0 else None
-        self.root = Path(tempfile.mkdtemp(prefix="tk-bench-pg-"))
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="tk-bench-pg-", dir=parent))
         self.data = self.root / "data"
         self.url = f"postgres://postgres@127.0.0.1:{self.port}"
+        self.settings = SETTINGS if settings is None else settings
 
     def _run(self, *argv: str, timeout: float = 120) -> None:
         subprocess.run(
@@ -226,14 +236,21 @@ class PgServer:
             os.chown(self.root, uid.pw_uid, uid.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         with (self.data / "postgresql.auto.conf").open("a") as conf:
-            for key, value in SETTINGS.items():
+            for key, value in self.settings.items():
                 conf.write(f"{key} = {value}\n")
             conf.write(f"port = {self.port}\n")
             conf.write(f"unix_socket_directories = '{self.root}'\n")
+        self.resume()
+        return self
+
+    def halt(self) -> None:
+        """Stop the server, keeping its data (`resume` starts it again)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
+
+    def resume(self) -> None:
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "start"
         )
-        return self
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):

@@ -140,6 +140,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Tenancy ------------------------------------------------------------------------------
 # Server for tenant databases; empty means the server of DATABASE_URL.
 TENANT_DATABASE_URL = env.str("TENANT_DATABASE_URL", default="")
+# The default server's direct URL for creating, cloning and dropping databases, when tenants
+# connect through a pooler; empty means TENANT_DATABASE_URL.
+TENANT_DATABASE_ADMIN_URL = env.str("TENANT_DATABASE_ADMIN_URL", default="")
 TENANT_DB_PREFIX = env.str("TENANT_DB_PREFIX", default="tenant_")
 TENANT_SQLITE_DIR = Path(env.str("TENANT_SQLITE_DIR", default=str(VAR_DIR / "tenants")))
 if TESTING:

@@ -28,7 +28,7 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from accounts.authentication import TenantJWTAuthentication
 from config.network import ip_in, scope_client_ip, scope_peer
 from tenants.context import slug_of, use_tenant
-from tenants.db.breaker import circuit_open
+from tenants.db.breaker import tenant_circuit_open
 from tenants.middleware import tenant_database_failed
 from tenants.models import Tenant
 from tenants.resolution import resolve_tenant
@@ -119,7 +119,7 @@ def _raw_tokens(scope: dict, headers: dict[str, str], cookies: dict[str, str]):
 
 def _viewer_from_token(raw: str, tenant: Tenant | None) -> LogViewer | None:
     authentication = TenantJWTAuthentication()
-    if tenant is not None and circuit_open(tenant.alias):
+    if tenant is not None and tenant_circuit_open(tenant):
         tenant = None  # its database is down: only a platform token can still be checked
     if tenant is not None:
         try:

@@ -11,12 +11,14 @@ from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
 from django.utils.html import format_html_join
 
 from tenants import services
-from tenants.db.aliases import database_name_for
-from tenants.models import Domain, Tenant
+from tenants.db.aliases import DEFAULT_SERVER, database_name_for
+from tenants.models import DatabaseServer, Domain, Tenant
 from tenants.routers import shared_labels, tenant_labels
+from tenants.selectors import PLACED_STATUSES
 from tenants.validators import normalize_host
 
 
@@ -74,9 +76,18 @@ class TenantAdminForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
     )
 
+    server = forms.ModelChoiceField(
+        queryset=DatabaseServer.objects.filter(status=DatabaseServer.Status.ACCEPTING),
+        required=False,
+        empty_label="The accepting server with the most room",
+        label="Database server",
+    )
+
     class Meta:
         model = Tenant
         fields = ["slug", "name", "database_url"]
+
+    placed: DatabaseServer | None = None
 
     def clean_slug(self):
         slug = self.cleaned_data["slug"]
@@ -98,11 +109,20 @@ class TenantAdminForm(forms.ModelForm):
         if self.errors:
             return data
         try:
+            database_url = data.get("database_url", "")
+            server = data.get("server")
+            if server is not None and database_url:
+                raise ValidationError(
+                    {"server": ["Choose a database server or give a database URL, not both."]}
+                )
+            if not database_url:
+                self.placed = services.choose_server(server.name if server else "")
             services.validate_tenant_input(
                 slug=data["slug"],
                 name=data["name"],
-                database_url=data.get("database_url", ""),
+                database_url=database_url,
                 admin=self.admin_spec(),
+                server=self.placed,
             )
         except ValidationError as exc:
             for field, field_messages in exc.message_dict.items():
@@ -116,8 +136,16 @@ class TenantAdminForm(forms.ModelForm):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "status", "domain_list", "database_name", "created_at"]
-    list_filter = ["status"]
+    list_display = [
+        "slug",
+        "name",
+        "status",
+        "domain_list",
+        "server",
+        "database_name",
+        "created_at",
+    ]
+    list_filter = ["status", "server"]
     search_fields = ["slug", "name", "domains__domain"]
     inlines = [DomainInline]
     actions = ["provision_selected", "migrate_selected", "suspend_selected", "activate_selected"]
@@ -132,6 +160,7 @@ class TenantAdmin(admin.ModelAdmin):
             return [
                 "slug",
                 "name",
+                "server",
                 "database_url",
                 "admin_username",
                 "admin_email",
@@ -141,6 +170,7 @@ class TenantAdmin(admin.ModelAdmin):
             "slug",
             "name",
             "status",
+            "server",
             "database_name",
             "last_error",
             "created_at",
@@ -154,6 +184,7 @@ class TenantAdmin(admin.ModelAdmin):
         return [
             "slug",
             "status",
+            "server",
             "database_name",
             "last_error",
             "created_at",
@@ -166,12 +197,13 @@ class TenantAdmin(admin.ModelAdmin):
         return format_html_join(", ", "{}", ((d.domain,) for d in obj.domains.all()))
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("domains")
+        return super().get_queryset(request).select_related("server").prefetch_related("domains")
 
     def save_model(self, request, obj, form, change):
         if not change:
             obj.status = Tenant.Status.PROVISIONING
-            obj.database_name = database_name_for(obj.slug, obj.database_url)
+            obj.server = None if obj.database_url else form.placed
+            obj.database_name = database_name_for(obj.slug, obj.database_url, server=obj.server)
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
@@ -248,6 +280,78 @@ class TenantAdmin(admin.ModelAdmin):
             "manage.py drop_tenant drops a suspended tenant's database.",
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+class DatabaseServerAddForm(forms.ModelForm):
+    class Meta:
+        model = DatabaseServer
+        fields = ["name", "url_env", "admin_url_env", "status", "capacity"]
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            services.validate_server_input(
+                name=data["name"],
+                url_env=data["url_env"],
+                admin_url_env=data.get("admin_url_env", ""),
+                status=data["status"],
+                capacity=data.get("capacity"),
+            )
+        except ValidationError as exc:
+            for field, field_messages in exc.message_dict.items():
+                for message in field_messages:
+                    self.add_error(field if field in self.fields else None, message)
+        return data
+
+
+@admin.register(DatabaseServer)
+class DatabaseServerAdmin(admin.ModelAdmin):
+    """Servers show the names of the variables holding their URLs, never a URL."""
+
+    list_display = ["name", "status", "capacity", "tenant_count", "url_env", "admin_url_env"]
+    list_filter = ["status"]
+    actions = ["mark_accepting", "mark_draining", "mark_offline"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = DatabaseServerAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A tenant's alias is built from its server's name; the variables are the
+        # deployment's, changed there.
+        return [] if obj is None else ["name", "url_env", "admin_url_env", "created_at"]
+
+    def get_queryset(self, request):
+        placed = Count("tenants", filter=Q(tenants__status__in=PLACED_STATUSES))
+        return super().get_queryset(request).annotate(tenant_count=placed)
+
+    @admin.display(description="Tenants", ordering="tenant_count")
+    def tenant_count(self, obj):
+        return obj.tenant_count
+
+    def has_delete_permission(self, request, obj=None):
+        # A server that ever held a tenant keeps its row (its tenants' rows point at it).
+        return obj is not None and obj.name != DEFAULT_SERVER and not obj.tenants.exists()
+
+    def _set_status(self, request, queryset, status: str) -> None:
+        for server in queryset:
+            services.database_server_set_status(server, status)
+        self.message_user(request, f"Selected servers are {status}.")
+
+    @admin.action(description="Accepting new tenants")
+    def mark_accepting(self, request, queryset):
+        self._set_status(request, queryset, DatabaseServer.Status.ACCEPTING)
+
+    @admin.action(description="Draining (no new tenants)")
+    def mark_draining(self, request, queryset):
+        self._set_status(request, queryset, DatabaseServer.Status.DRAINING)
+
+    @admin.action(description="Offline (no new tenants)")
+    def mark_offline(self, request, queryset):
+        self._set_status(request, queryset, DatabaseServer.Status.OFFLINE)
 
 
 unregister_tenant_only_models(admin.site)

@@ -35,3 +35,43 @@ def check_tenant_databases(app_configs, databases=None, **kwargs):
                 )
             )
     return problems
+
+
+@register(Tags.database, deploy=True)
+def check_database_servers(app_configs, databases=None, **kwargs):
+    """Every registered server that is not offline has its URL variables set to valid URLs
+    (tenants.E003) and answers (tenants.E002)."""
+    if not databases or "default" not in databases:
+        return []
+    from tenants.db import servers
+    from tenants.db.aliases import ServerUrlError, settings_of_server
+    from tenants.models import DatabaseServer
+
+    try:
+        registered = list(DatabaseServer.objects.exclude(status=DatabaseServer.Status.OFFLINE))
+    except Exception:  # the registry itself is not migrated yet: migrate will say so
+        return []
+    problems = []
+    for server in registered:
+        for admin in (False, True):
+            try:
+                cfg = settings_of_server(server, admin=admin)
+            except ServerUrlError as exc:
+                problems.append(
+                    Error(
+                        f"Database server '{server.name}': {exc}.",
+                        hint="Set the variable the server's row names, or mark the server offline.",
+                        id="tenants.E003",
+                    )
+                )
+                break
+            if not servers.server_answers(cfg):
+                via = "direct (admin) URL" if admin else "URL"
+                problems.append(
+                    Error(
+                        f"Database server '{server.name}' is unreachable through its {via}.",
+                        id="tenants.E002",
+                    )
+                )
+                break
+    return problems

@@ -21,8 +21,15 @@ from config.errors import error_response
 from config.middleware import HybridMiddleware
 from config.paths import is_platform_path
 from tenants.context import get_current_tenant, use_tenant
-from tenants.db.breaker import circuit_open, connection_failed, record_database_failure
+from tenants.db.aliases import settings_of_server
+from tenants.db.breaker import (
+    check_server_after_failure,
+    connection_failed,
+    record_database_failure,
+    tenant_circuit_open,
+)
 from tenants.db.connections import note_connection_used
+from tenants.db.exceptions import TenantDatabaseError
 from tenants.resolution import Refusal, Resolution, resolve_tenant
 
 # The answer to each refusal, as the API documents it.
@@ -44,7 +51,20 @@ def tenant_database_failed(exc: BaseException) -> bool:
     if tenant is None or not connection_failed(tenant.alias):
         return False
     record_database_failure(tenant.alias, exc)
+    _check_server_of(tenant)
     return True
+
+
+def _check_server_of(tenant) -> None:
+    """Probe the server of `tenant` after its connection failed: a server that does not
+    answer opens the circuit of all its tenants (tenants.db.breaker)."""
+    if tenant.server_name is None:  # its own URL: its own circuit is enough
+        return
+    try:
+        cfg = settings_of_server(tenant.server if tenant.server_id else None)
+    except TenantDatabaseError:
+        cfg = None
+    check_server_after_failure(tenant.server_name, cfg)
 
 
 def tenant_database_unavailable_response() -> JsonResponse:
@@ -96,7 +116,7 @@ class TenantMiddleware(HybridMiddleware):
     def _admit(request: HttpRequest, resolution: Resolution):
         if resolution.refusal is not None:
             return error_response(*REFUSALS[resolution.refusal])
-        if resolution.tenant is not None and circuit_open(resolution.tenant.alias):
+        if resolution.tenant is not None and tenant_circuit_open(resolution.tenant):
             return tenant_database_unavailable_response()
         request.tenant = resolution.tenant
         return None

@@ -1,7 +1,50 @@
 from django.db import models
 
-from tenants.db.aliases import alias_for
-from tenants.validators import validate_domain, validate_slug
+from tenants.db.aliases import DEFAULT_SERVER, alias_for
+from tenants.validators import (
+    validate_domain,
+    validate_env_name,
+    validate_server_name,
+    validate_slug,
+)
+
+
+class DatabaseServer(models.Model):
+    """A server that holds tenant databases. The row names the environment variables that
+    hold its URLs; a URL, and so its password, is never stored in the database."""
+
+    class Status(models.TextChoices):
+        ACCEPTING = "accepting", "Accepting new tenants"
+        DRAINING = "draining", "Draining (serves its tenants, takes no new one)"
+        OFFLINE = "offline", "Offline (takes no new tenant)"
+
+    name = models.CharField(max_length=32, unique=True, validators=[validate_server_name])
+    url_env = models.CharField(
+        max_length=100,
+        validators=[validate_env_name],
+        help_text="Environment variable holding the URL tenants connect through (it may be "
+        "a pooler's).",
+    )
+    admin_url_env = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validate_env_name],
+        help_text="Environment variable holding a direct URL for creating, cloning and "
+        "dropping databases; blank: the URL above.",
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.ACCEPTING, db_index=True
+    )
+    capacity = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most tenants it may hold; blank: no limit."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Tenant(models.Model):
@@ -26,6 +69,14 @@ class Tenant(models.Model):
         help_text="Only for a tenant placed on another database server. Credentials are "
         "never shown by the API.",
     )
+    server = models.ForeignKey(
+        DatabaseServer,
+        related_name="tenants",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        help_text="Where its database lives; empty only for a tenant with its own URL.",
+    )
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -40,7 +91,15 @@ class Tenant(models.Model):
     @property
     def alias(self) -> str:
         """The `DATABASES` alias this tenant's queries are routed to."""
-        return alias_for(self.slug)
+        return alias_for(self.slug, self.server_name)
+
+    @property
+    def server_name(self) -> str | None:
+        """Its server's name; None for a tenant with its own database URL (and for one not
+        placed yet, which is the default server's)."""
+        if self.server_id is None:
+            return None if self.database_url else DEFAULT_SERVER
+        return self.server.name
 
     @property
     def is_active(self) -> bool:

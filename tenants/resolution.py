@@ -91,7 +91,7 @@ class TenantResolver:
         return self.lookup(f"host:{host}", lambda: _lookup_host(host))
 
     def by_slug(self, slug: str) -> Tenant | None:
-        return self.lookup(f"slug:{slug}", lambda: _lookup_slug(slug))
+        return self.lookup(f"slug:{slug}", lambda: _tenant_by_slug(slug))
 
     def invalidate(self) -> None:
         with self._lock:
@@ -115,20 +115,22 @@ def _cache_is_shared() -> bool:
 resolver = TenantResolver()
 
 
+def _tenant_by_slug(slug: str) -> Tenant | None:
+    # With its server: the tenant's alias is built from it, and a warm request queries
+    # nothing.
+    return Tenant.objects.select_related("server").filter(slug=slug).first()
+
+
 def _lookup_host(host: str) -> Tenant | None:
-    domain = Domain.objects.select_related("tenant").filter(domain=host).first()
+    domain = Domain.objects.select_related("tenant__server").filter(domain=host).first()
     if domain is not None:
         return domain.tenant
     base = settings.TENANT_BASE_DOMAIN.lower().strip(".")
     if base and host.endswith("." + base):
         slug = host[: -len(base) - 1]
         if slug and "." not in slug:
-            return _lookup_slug(slug)
+            return _tenant_by_slug(slug)
     return None
-
-
-def _lookup_slug(slug: str) -> Tenant | None:
-    return Tenant.objects.filter(slug=slug).first()
 
 
 def resolve_tenant_from_host(host: str) -> Tenant | None:
@@ -157,10 +159,10 @@ def _candidates(host: str, tenant_header: str | None, peer: str | None) -> Itera
     yield f"host:{host}", lambda: _lookup_host(host)
     if tenant_header and peer_is_trusted_proxy(peer):
         slug = tenant_header.strip().lower()
-        yield f"slug:{slug}", lambda: _lookup_slug(slug)
+        yield f"slug:{slug}", lambda: _tenant_by_slug(slug)
     if settings.TENANT_DEFAULT:
         default = settings.TENANT_DEFAULT
-        yield f"slug:{default}", lambda: _lookup_slug(default)
+        yield f"slug:{default}", lambda: _tenant_by_slug(default)
 
 
 def _decide(tenant: Tenant | None) -> Resolution:

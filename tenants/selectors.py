@@ -10,11 +10,13 @@ from functools import cache
 from django.db import DatabaseError, connections, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
+from django.db.models import Count, Q
 
-from tenants.db.aliases import register_tenant_database
+from tenants.db import servers
+from tenants.db.aliases import register_tenant_database, settings_of_server
 from tenants.db.connections import close_connection
 from tenants.db.exceptions import TenantDatabaseError
-from tenants.models import Tenant
+from tenants.models import DatabaseServer, Tenant
 from tenants.resolution import resolver
 
 
@@ -24,12 +26,57 @@ def tenant_get(slug: str) -> Tenant | None:
 
 
 def tenant_list(*, slugs: list[str] | None = None, statuses: list[str] | None = None):
-    qs = Tenant.objects.prefetch_related("domains").order_by("slug")
+    qs = Tenant.objects.select_related("server").prefetch_related("domains").order_by("slug")
     if slugs:
         qs = qs.filter(slug__in=slugs)
     if statuses:
         qs = qs.filter(status__in=statuses)
     return qs
+
+
+# --- database servers ---------------------------------------------------------------------
+# The tenants a server holds: every one but the dropped.
+PLACED_STATUSES = [status for status in Tenant.Status.values if status != Tenant.Status.DROPPED]
+
+
+def database_server_list() -> list[DatabaseServer]:
+    """Every registered server by name, each with `tenant_count` (its tenants but the
+    dropped) and `room` (capacity minus tenants; None without a capacity)."""
+    placed = Count("tenants", filter=Q(tenants__status__in=PLACED_STATUSES))
+    rows = list(DatabaseServer.objects.annotate(tenant_count=placed).order_by("name"))
+    for server in rows:
+        server.room = None if server.capacity is None else server.capacity - server.tenant_count
+    return rows
+
+
+def database_server_report() -> list[dict]:
+    """`database_server_list` as rows for operators: status, capacity, tenants and the
+    connections in use on each (None when the server cannot be asked). Never a URL."""
+    rows = []
+    for server in database_server_list():
+        names = list(
+            Tenant.objects.filter(server=server, status__in=PLACED_STATUSES).values_list(
+                "database_name", flat=True
+            )
+        )
+        try:
+            in_use = servers.connections_in_use(settings_of_server(server, admin=True), names)
+            reachable = True
+        except TenantDatabaseError:
+            in_use, reachable = None, False
+        rows.append(
+            {
+                "name": server.name,
+                "status": server.status,
+                "capacity": server.capacity,
+                "tenants": server.tenant_count,
+                "connections": in_use,
+                "reachable": reachable,
+                "url_env": server.url_env,
+                "admin_url_env": server.admin_url_env,
+            }
+        )
+    return rows
 
 
 # --- migration state ----------------------------------------------------------------------

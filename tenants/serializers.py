@@ -10,7 +10,14 @@ from rest_framework import serializers
 from accounts.serializers import NewUserSerializer
 from config.api import DocumentedCharField, StrictSerializer
 from tenants.models import Tenant
-from tenants.validators import HOST_MAX_LENGTH, HOST_PATTERN, SLUG_MAX_LENGTH, SLUG_PATTERN
+from tenants.validators import (
+    HOST_MAX_LENGTH,
+    HOST_PATTERN,
+    SERVER_NAME_MAX_LENGTH,
+    SERVER_NAME_PATTERN,
+    SLUG_MAX_LENGTH,
+    SLUG_PATTERN,
+)
 
 
 class TenantSerializer(serializers.ModelSerializer):
@@ -51,6 +58,15 @@ class TenantCreateSerializer(StrictSerializer):
     domains = serializers.ListField(child=_domain(), max_length=MAX_DOMAINS, default=list)
     database_url = serializers.CharField(
         max_length=500, required=False, allow_blank=True, default=""
+    )
+    # The registered database server to place it on; default: the accepting server with
+    # the most room. Checked by the provisioning service (400 on `server`).
+    server = DocumentedCharField(
+        max_length=SERVER_NAME_MAX_LENGTH,
+        schema_pattern=f"^$|{SERVER_NAME_PATTERN.pattern}",
+        required=False,
+        allow_blank=True,
+        default="",
     )
     admin = AdminInputSerializer(required=False, allow_null=True, default=None)
 

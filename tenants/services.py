@@ -28,8 +28,8 @@ from tenants.context import use_tenant
 from tenants.db import aliases, servers
 from tenants.db.connections import close_connection
 from tenants.db.exceptions import TenantDatabaseError
-from tenants.models import Domain, Tenant
-from tenants.selectors import pending_migrations
+from tenants.models import DatabaseServer, Domain, Tenant
+from tenants.selectors import database_server_list, pending_migrations
 from tenants.validators import normalize_host, validate_domain, validate_slug
 
 logger = logging.getLogger("tenants.services")
@@ -101,9 +101,11 @@ def validate_tenant_input(
     database_url: str = "",
     admin: AdminSpec | None = None,
     existing: Tenant | None = None,
+    server: DatabaseServer | None = None,
 ) -> list[str]:
     """Check everything before anything changes. Returns the normalised domains; raises
-    ValidationError with a message per field."""
+    ValidationError with a message per field. `server` is where the tenant is placed (None:
+    the default server, or its own `database_url`)."""
     errors: dict[str, list[str]] = {}
     try:
         validate_slug(slug)
@@ -136,7 +138,10 @@ def validate_tenant_input(
                 f"'{host}' is already used by another tenant ({owner})."
             )
     if existing is None and "slug" not in errors:
-        errors.update(_slug_availability_errors(slug, database_url))
+        try:
+            errors.update(_slug_availability_errors(slug, database_url, server))
+        except TenantDatabaseError as exc:  # the server's URL variable is unset or invalid
+            errors["server"] = [f"Database server '{server}': {exc}."]
 
     if database_url:
         try:
@@ -161,9 +166,12 @@ def validate_tenant_input(
     if errors:
         raise ValidationError(errors)
 
-    server = aliases.server_settings(database_url)
     try:
-        servers.check_server(server)
+        if database_url:
+            cfg = aliases.server_settings(database_url)
+        else:
+            cfg = aliases.settings_of_server(server, admin=True)
+        servers.check_server(cfg)
     except TenantDatabaseError as exc:
         raise ValidationError({"database_url" if database_url else "database": [str(exc)]}) from exc
     return hosts
@@ -192,20 +200,27 @@ def other_tenant_of_host(host: str, slug: str) -> str | None:
     return None
 
 
-def _slug_availability_errors(slug: str, database_url: str) -> dict[str, list[str]]:
+def _slug_availability_errors(
+    slug: str, database_url: str, server: DatabaseServer | None = None
+) -> dict[str, list[str]]:
     """Why a new tenant cannot take `slug`: a row of that slug in any status, a database or
-    file of it that holds data, or its implicit host registered to another tenant."""
+    file of it that holds data (on its server or the default one), or its implicit host
+    registered to another tenant."""
     existing = Tenant.objects.filter(slug=slug).first()
     if existing is not None:
         return {
             "slug": [f"Tenant '{slug}' exists and is {existing.status}; slugs are never reused."]
         }
-    names = {aliases.database_name_for(slug, database_url), aliases.database_name_for(slug)}
+    places = [(database_url, None if database_url else server), ("", None)]
+    names = {aliases.database_name_for(slug, url, server=at) for url, at in places}
     if Tenant.objects.filter(database_name__in=names).exists():
         return {"slug": [f"The database of '{slug}' belongs to another tenant."]}
-    for database_url_of in dict.fromkeys([database_url, ""]):
-        cfg = aliases.server_settings(database_url_of)
-        cfg["NAME"] = aliases.database_name_for(slug, database_url_of)
+    for database_url_of, server_of in dict.fromkeys(places):
+        if database_url_of:
+            cfg = aliases.server_settings(database_url_of)
+        else:
+            cfg = aliases.settings_of_server(server_of, admin=True)
+        cfg["NAME"] = aliases.database_name_for(slug, database_url_of, server=server_of)
         try:
             holds_data = servers.database_exists(cfg) and servers.database_has_data(cfg)
         except TenantDatabaseError:
@@ -256,6 +271,7 @@ def provision_tenant(
     name: str,
     domains: Iterable[str] = (),
     database_url: str = "",
+    server: str = "",
     admin: AdminSpec | None = None,
     refuse_active: bool = False,
 ) -> Tenant:
@@ -266,12 +282,21 @@ def provision_tenant(
     With `refuse_active`, a slug that is already active raises TenantExistsError and nothing
     changes; without it, an active tenant is returned as it is (idempotent). A new slug is
     refused while anything of an earlier tenant of that slug exists (row, database with
-    data); a `failed` or `provisioning` one is finished."""
+    data); a `failed` or `provisioning` one is finished.
+
+    The tenant is placed on the database server named `server`, else on the accepting
+    server with the most room (`choose_server`); a tenant with its own `database_url` is on
+    no registered server."""
     existing = Tenant.objects.filter(slug=slug).first()
     if existing is not None and existing.status in (Tenant.Status.SUSPENDED, Tenant.Status.DROPPED):
         raise ValidationError({"slug": [f"Tenant '{slug}' exists and is {existing.status}."]})
     if refuse_active and existing is not None and existing.status == Tenant.Status.ACTIVE:
         raise TenantExistsError(slug)
+    if server and database_url:
+        raise ValidationError(
+            {"server": ["Name a database server or give a database URL, not both."]}
+        )
+    placed = None if database_url else choose_server(server, existing=existing)
     hosts = validate_tenant_input(
         slug=slug,
         name=name,
@@ -279,6 +304,7 @@ def provision_tenant(
         database_url=database_url,
         admin=admin,
         existing=existing,
+        server=placed,
     )
 
     with _exclusive(f"tenant:{slug}"):
@@ -290,7 +316,17 @@ def provision_tenant(
             Tenant.Status.DROPPED,
         ):
             raise ValidationError({"slug": [f"Tenant '{slug}' exists and is {current.status}."]})
-        tenant = _save_tenant_row(slug=slug, name=name, hosts=hosts, database_url=database_url)
+        if database_url:
+            tenant = _save_tenant_row(
+                slug=slug, name=name, hosts=hosts, database_url=database_url, server=None
+            )
+        else:
+            # Chosen again under a lock, so that concurrent placements never overfill one.
+            with _exclusive("tenant-placement"):
+                placed = choose_server(server, existing=current)
+                tenant = _save_tenant_row(
+                    slug=slug, name=name, hosts=hosts, database_url="", server=placed
+                )
         if tenant.status == Tenant.Status.ACTIVE and admin is None:
             return tenant
         try:
@@ -314,19 +350,31 @@ def provision_tenant(
     return tenant
 
 
-def _save_tenant_row(*, slug: str, name: str, hosts: list[str], database_url: str) -> Tenant:
+def _save_tenant_row(
+    *,
+    slug: str,
+    name: str,
+    hosts: list[str],
+    database_url: str,
+    server: DatabaseServer | None,
+) -> Tenant:
     with transaction.atomic(using="default"):
         tenant, created = Tenant.objects.select_for_update().get_or_create(
             slug=slug,
             defaults={
                 "name": name.strip(),
                 "database_url": database_url,
-                "database_name": aliases.database_name_for(slug, database_url),
+                "server": server,
+                "database_name": aliases.database_name_for(slug, database_url, server=server),
             },
         )
         if not created and tenant.name != name.strip():
             tenant.name = name.strip()
             tenant.save(update_fields=["name", "updated_at"])
+        if not created and tenant.server_id is None and server and not tenant.database_url:
+            # A row saved before servers existed: on the default server (choose_server).
+            tenant.server = server
+            tenant.save(update_fields=["server", "updated_at"])
         for index, host in enumerate(hosts):
             Domain.objects.update_or_create(
                 domain=host, defaults={"tenant": tenant, "is_primary": index == 0}
@@ -339,11 +387,13 @@ def _save_tenant_row(*, slug: str, name: str, hosts: list[str], database_url: st
     return tenant
 
 
-def ensure_template() -> dict:
-    """Create and migrate the template database that new tenants are cloned from."""
-    cfg = aliases.template_database_settings()
-    alias = aliases.alias_for(aliases.TEMPLATE_SLUG)
-    with _exclusive("tenant-template"):
+def ensure_template(server: DatabaseServer | None = None) -> dict:
+    """Create and migrate the template database that new tenants of `server` (None: the
+    default server) are cloned from, through the server's direct URL."""
+    cfg = aliases.template_database_settings(server)
+    name = server.name if server is not None else aliases.DEFAULT_SERVER
+    alias = aliases.alias_for(aliases.TEMPLATE_SLUG, name)
+    with _exclusive(f"tenant-template:{name}"):
         if not servers.database_exists(cfg):
             servers.create_database(cfg)
         aliases.register_alias(alias, cfg)
@@ -356,10 +406,13 @@ def ensure_template() -> dict:
 
 
 def _build_database(tenant: Tenant) -> None:
-    cfg = aliases.tenant_database_settings(tenant)
+    # Created (and cloned) through the server's direct URL; migrated through its alias.
+    cfg = aliases.tenant_database_settings(tenant, admin=True)
     if not servers.database_exists(cfg):
         template = None
-        if not tenant.database_url or servers.same_server(cfg, aliases.server_settings()):
+        if not tenant.database_url:
+            template = ensure_template(tenant.server)
+        elif servers.same_server(cfg, aliases.settings_of_server(None, admin=True)):
             template = ensure_template()
         servers.create_database(cfg, template=template)
     aliases.register_tenant_database(tenant)
@@ -428,7 +481,7 @@ def tenant_drop(tenant: Tenant) -> Tenant:
                 ]
             }
         )
-    cfg = aliases.tenant_database_settings(tenant)
+    cfg = aliases.tenant_database_settings(tenant, admin=True)
     shared = (
         Tenant.objects.filter(database_name=tenant.database_name)
         .exclude(pk=tenant.pk)
@@ -465,7 +518,11 @@ def tenant_update(
     if domains and tenant.status == Tenant.Status.DROPPED:
         raise ValidationError({"domains": ["A dropped tenant cannot take domains."]})
     hosts = validate_tenant_input(
-        slug=tenant.slug, name=name or tenant.name, domains=domains or [], existing=tenant
+        slug=tenant.slug,
+        name=name or tenant.name,
+        domains=domains or [],
+        existing=tenant,
+        server=tenant.server if tenant.server_id else None,
     )
     with transaction.atomic(using="default"):
         if name is not None and name.strip() != tenant.name:
@@ -485,3 +542,128 @@ def tenant_update(
     elif status == Tenant.Status.ACTIVE and tenant.status != Tenant.Status.ACTIVE:
         tenant_activate(tenant)
     return tenant
+
+
+# --- database servers ---------------------------------------------------------------------
+def ensure_default_server() -> DatabaseServer:
+    """The default server's row (the one `TENANT_DATABASE_URL` names), created when missing:
+    a set-up that never registered a server keeps working as it did."""
+    server, _ = DatabaseServer.objects.get_or_create(
+        name=aliases.DEFAULT_SERVER,
+        defaults={"url_env": "TENANT_DATABASE_URL", "admin_url_env": "TENANT_DATABASE_ADMIN_URL"},
+    )
+    return server
+
+
+def choose_server(name: str = "", *, existing: Tenant | None = None) -> DatabaseServer:
+    """Where a tenant goes: the server it is on already (a retry), the accepting server
+    `name`, else the accepting server with the most room (capacity minus tenants; no
+    capacity is unbounded; ties by name). ValidationError on `server` when none fits."""
+    default = ensure_default_server()
+    if existing is not None:
+        # A row saved before servers existed lives on the default server.
+        current = existing.server if existing.server_id is not None else default
+        if name and current.name != name:
+            raise ValidationError({"server": ["A tenant's database server cannot change."]})
+        return current
+    candidates = list(database_server_list())
+    if name:
+        server = next((s for s in candidates if s.name == name), None)
+        if server is None:
+            raise ValidationError({"server": [f"Unknown database server '{name}'."]})
+        if server.status != DatabaseServer.Status.ACCEPTING:
+            raise ValidationError(
+                {
+                    "server": [
+                        f"Database server '{name}' is {server.status}; it takes no new tenant."
+                    ]
+                }
+            )
+        if server.room is not None and server.room <= 0:
+            raise ValidationError(
+                {
+                    "server": [
+                        f"Database server '{name}' is full ({server.tenant_count} of "
+                        f"{server.capacity} tenants)."
+                    ]
+                }
+            )
+        return server
+    open_servers = [
+        s
+        for s in candidates
+        if s.status == DatabaseServer.Status.ACCEPTING and (s.room is None or s.room > 0)
+    ]
+    if not open_servers:
+        raise ValidationError(
+            {"server": ["No database server accepts new tenants (draining, offline or full)."]}
+        )
+    return min(open_servers, key=lambda s: (s.room is not None, -(s.room or 0), s.name))
+
+
+def validate_server_input(
+    *,
+    name: str,
+    url_env: str,
+    admin_url_env: str = "",
+    status: str = DatabaseServer.Status.ACCEPTING,
+    capacity: int | None = None,
+) -> DatabaseServer:
+    """An unsaved server row, once its fields are valid, its variables hold valid URLs and
+    the server answers on each; ValidationError per field otherwise."""
+    server = DatabaseServer(
+        name=name, url_env=url_env, admin_url_env=admin_url_env, status=status, capacity=capacity
+    )
+    try:
+        server.full_clean(exclude=["created_at"])
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict) from exc
+    if capacity is not None and capacity < 1:
+        raise ValidationError({"capacity": ["Ensure this value is at least 1."]})
+    errors: dict[str, list[str]] = {}
+    for field, admin in (("url_env", False), ("admin_url_env", True)):
+        variable = getattr(server, field)
+        if not variable:
+            continue
+        if not aliases.read_url_env(variable):
+            errors[field] = [f"Environment variable {variable} is not set."]
+            continue
+        try:
+            cfg = aliases.settings_of_server(server, admin=admin)
+            servers.check_server(cfg)
+        except aliases.ServerUrlError as exc:
+            errors[field] = [f"Environment variable {variable} holds no valid URL: {exc}."]
+        except TenantDatabaseError as exc:
+            errors[field] = [f"The server of {variable} cannot be reached: {exc}"]
+    if errors:
+        raise ValidationError(errors)
+    return server
+
+
+def database_server_add(
+    *,
+    name: str,
+    url_env: str,
+    admin_url_env: str = "",
+    status: str = DatabaseServer.Status.ACCEPTING,
+    capacity: int | None = None,
+) -> DatabaseServer:
+    """Register a tenant database server; nothing is written unless it is valid and
+    answers (`validate_server_input`)."""
+    ensure_default_server()
+    server = validate_server_input(
+        name=name, url_env=url_env, admin_url_env=admin_url_env, status=status, capacity=capacity
+    )
+    server.save()
+    logger.info("Database server %s registered (URL from %s)", server.name, server.url_env)
+    return server
+
+
+def database_server_set_status(server: DatabaseServer, status: str) -> DatabaseServer:
+    """Accepting, draining (keeps serving its tenants, takes no new one) or offline."""
+    if status not in DatabaseServer.Status.values:
+        raise ValidationError({"status": [f"'{status}' is not a server status."]})
+    server.status = status
+    server.save(update_fields=["status"])
+    logger.info("Database server %s is %s", server.name, status)
+    return server

@@ -34,6 +34,13 @@ RESERVED_SLUGS = frozenset(
         "www",
     }
 )
+# A database server's name: a short slug without underscores, so that a tenant's alias
+# `tenant_<server>__<slug>` (tenants.db.aliases) reads back unambiguously.
+SERVER_NAME_MAX_LENGTH = 32
+SERVER_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+# The name of an environment variable a server row points at (never its value).
+ENV_NAME_MAX_LENGTH = 100
+ENV_NAME_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
 HOST_MAX_LENGTH = 253
 _LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 # For the schema only: the server checks host names label by label, without a regex.
@@ -68,6 +75,32 @@ def validate_slug(value: str) -> None:
         )
     if value in RESERVED_SLUGS:
         raise ValidationError(f"'{value}' is reserved.", code="reserved_slug")
+
+
+def validate_server_name(value: str) -> None:
+    if (
+        not isinstance(value, str)
+        or len(value) > SERVER_NAME_MAX_LENGTH
+        or not SERVER_NAME_PATTERN.fullmatch(value)
+    ):
+        raise ValidationError(
+            "Enter 2-32 characters: lower-case letters, digits and hyphens, starting with a "
+            "letter and not ending with a hyphen.",
+            code="invalid_server_name",
+        )
+
+
+def validate_env_name(value: str) -> None:
+    if (
+        not isinstance(value, str)
+        or len(value) > ENV_NAME_MAX_LENGTH
+        or not ENV_NAME_PATTERN.fullmatch(value)
+    ):
+        raise ValidationError(
+            "Enter the name of an environment variable (upper-case letters, digits and "
+            "underscores), not its value.",
+            code="invalid_env_name",
+        )
 
 
 def normalize_host(value: str) -> str:

@@ -71,6 +71,7 @@ class TenantListView(PlatformView):
             name=data["name"],
             domains=data["domains"],
             database_url=data["database_url"],
+            server=data["server"],
             admin=admin,
             refuse_active=True,
         )

@@ -11,6 +11,7 @@ tenant databases are rolled back. Tests that create their own tenants use
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -28,14 +29,25 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.mail import wait_for_outgoing_mail
+from bench.servers import PgServer
 from config import ratelimit
 from tenants.db import aliases, breaker, servers
 from tenants.db.servers import postgresql
-from tenants.models import Tenant
+from tenants.models import DatabaseServer, Tenant
 from tenants.resolution import resolver
-from tenants.services import provision_tenant
+from tenants.services import database_server_add, provision_tenant
 from tests.factories import bearer_for, create_contact, create_staff, create_user
-from tests.helpers import client_for, free_port, require_components, use_fresh_cache
+from tests.helpers import (
+    POSTGRES,
+    SECOND_CLUSTER_SETTINGS,
+    SECOND_SERVER,
+    SECOND_SERVER_URL_ENV,
+    SecondServer,
+    client_for,
+    free_port,
+    require_components,
+    use_fresh_cache,
+)
 from tests.leak_collector import collector
 
 SESSION_TENANTS = {"acme": "Acme Corp", "globex": "Globex Inc"}
@@ -118,6 +130,36 @@ def tenant_databases(django_db_setup, django_db_blocker):
         _drop_leftover_test_databases()
         if not aliases.is_postgresql(aliases.server_settings()):
             shutil.rmtree(Path(settings.TENANT_SQLITE_DIR), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def second_database_server() -> SecondServer:
+    """A second tenant database server for the session, its URL in SECOND_SERVER_URL_ENV:
+    on PostgreSQL a cluster of the machine's binaries on a free port, its files under
+    var/test-pg/ (stopped and removed at the end); on SQLite a second directory."""
+    if POSTGRES:
+        tag = settings.TEST_RUN_TAG or "default"
+        cluster = PgServer(
+            parent=settings.VAR_DIR / "test-pg" / tag, settings=SECOND_CLUSTER_SETTINGS
+        ).__enter__()
+        server = SecondServer(url=f"{cluster.url}/postgres", cluster=cluster)
+    else:
+        directory = settings.TENANT_SQLITE_DIR.with_name(settings.TENANT_SQLITE_DIR.name + "-2")
+        shutil.rmtree(directory, ignore_errors=True)
+        server = SecondServer(url=f"sqlite:///{directory.absolute()}", directory=directory)
+    os.environ[SECOND_SERVER_URL_ENV] = server.url
+    try:
+        yield server
+    finally:
+        os.environ.pop(SECOND_SERVER_URL_ENV, None)
+        server.remove()
+
+
+@pytest.fixture
+def second_server(tenant_databases, second_database_server) -> DatabaseServer:
+    """The second server, registered (`add_database_server second --url-env ...`)."""
+    existing = DatabaseServer.objects.filter(name=SECOND_SERVER).first()
+    return existing or database_server_add(name=SECOND_SERVER, url_env=SECOND_SERVER_URL_ENV)
 
 
 @pytest.fixture(autouse=True)
@@ -255,8 +297,8 @@ def dropped_after(tenant_databases):
     yield slugs
     for slug in slugs:
         tenant = Tenant.objects.filter(slug=slug).first() or Tenant(slug=slug)
-        cfg = aliases.tenant_database_settings(tenant)
-        aliases.unregister_alias(aliases.alias_for(slug))
+        cfg = aliases.tenant_database_settings(tenant, admin=True)
+        aliases.unregister_alias(tenant.alias)
         servers.drop_database(cfg)
 
 
@@ -297,7 +339,9 @@ def smtp_server(settings):
 
 @pytest.fixture
 def closed_circuits():
-    """No tenant database is marked as failed before or after the test."""
+    """No tenant database or database server is marked as failed before or after the test."""
     breaker._failed_at.clear()
+    breaker._server_failed_at.clear()
     yield
     breaker._failed_at.clear()
+    breaker._server_failed_at.clear()

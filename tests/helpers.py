@@ -9,9 +9,12 @@ import io
 import logging
 import os
 import re
+import shutil
 import socket
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
@@ -178,6 +181,58 @@ def database_unreachable(tenant):
     if POSTGRES:
         return alias_points_at(tenant, PORT=str(free_port()))
     return alias_points_at(tenant, NAME="/nonexistent-tenantkit-dir/tenant.sqlite3")
+
+
+# --- a second tenant database server -----------------------------------------------------
+SECOND_SERVER = "second"
+SECOND_SERVER_URL_ENV = "TENANTKIT_TEST_SECOND_SERVER_URL"
+# A small, fast cluster: a throw-away server of a test session.
+SECOND_CLUSTER_SETTINGS = {
+    "max_connections": "50",
+    "listen_addresses": "'127.0.0.1'",
+    "shared_buffers": "'16MB'",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+@dataclass
+class SecondServer:
+    """The session's second tenant database server: a PostgreSQL cluster of this machine's
+    binaries on a port of its own (`cluster`, a bench.servers.PgServer), or on SQLite a
+    second directory of tenant files (`directory`). Its URL is in `SECOND_SERVER_URL_ENV`."""
+
+    url: str
+    cluster: object | None = None
+    directory: Path | None = None
+
+    @contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """The server is gone for the block (the cluster stopped; the directory replaced by
+        a file), then back."""
+        if self.cluster is not None:
+            self.cluster.halt()
+            try:
+                yield
+            finally:
+                self.cluster.resume()
+            return
+        assert self.directory is not None
+        aside = self.directory.with_name(self.directory.name + "-away")
+        self.directory.rename(aside)
+        self.directory.write_text("not a directory")
+        try:
+            yield
+        finally:
+            self.directory.unlink()
+            aside.rename(self.directory)
+
+    def remove(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 # --- the live log stream ------------------------------------------------------------------

@@ -29,7 +29,7 @@ from accounts.models import User
 from accounts.tokens import issue_tokens
 from addressbook.pagination import encode_cursor
 from config import metrics
-from tenants.models import Tenant
+from tenants.models import DatabaseServer, Tenant
 from tenants.validators import validate_domain, validate_slug
 from tests.factories import PASSWORD
 from tests.helpers import client_for
@@ -543,7 +543,13 @@ def _samples(text: str):
             yield family.name, sample.labels
 
 
-OWN_METRICS = ("http_request", "tenants", "log_lines", "websocket_log_clients")
+OWN_METRICS = (
+    "http_request",
+    "tenants",
+    "database_server_tenants",
+    "log_lines",
+    "websocket_log_clients",
+)
 
 
 def test_metric_labels_stay_within_bounded_sets(acme):
@@ -577,8 +583,11 @@ def test_metric_labels_stay_within_bounded_sets(acme):
                 seen_other |= value == metrics.OTHER_METHOD
             elif label == "route":
                 assert value in routes, (name, value)
-            elif label == "status" and name == "tenants":
+            elif label == "status" and name in ("tenants", "database_server_tenants"):
                 assert value in set(Tenant.Status.values), (name, value)
+            elif label == "server":
+                servers = set(DatabaseServer.objects.values_list("name", flat=True))
+                assert value in servers | {"-"}, (name, value)
             elif label == "status":
                 assert value.isdigit() and 100 <= int(value) <= 599, (name, value)
             elif label != "le":

@@ -202,13 +202,16 @@ def test_list_tenants_json(acme, globex):
     assert by_slug["acme"]["status"] == "active"
     assert by_slug["acme"]["domains"] == ["acme.test"]
     assert by_slug["acme"]["database"] == acme.database_name
+    assert by_slug["acme"]["server"] == "default"
     assert by_slug["acme"]["pending_migrations"] == 0
 
 
 def test_list_tenants_table(acme):
     out = run_command("list_tenants")
-    assert out.splitlines()[0].split() == ["SLUG", "STATUS", "DOMAINS", "DATABASE", "PENDING"]
-    assert "acme.test" in out
+    header, *rows = out.splitlines()
+    assert header.split() == ["SLUG", "STATUS", "DOMAINS", "SERVER", "DATABASE", "PENDING"]
+    acme_row = next(row.split() for row in rows if row.startswith("acme "))
+    assert acme_row[2:4] == ["acme.test", "default"]
 
 
 def test_drop_tenant_refuses_an_active_tenant(tenant_factory):

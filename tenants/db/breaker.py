@@ -4,6 +4,11 @@ A tenant whose database refuses connections is answered 503 at once for
 `TENANT_DB_RETRY_INTERVAL` seconds, then the next request tries again, so the tenant
 recovers by itself. Failures are also written to the shared cache, so /ready on any
 process can count the tenants that failed recently.
+
+A circuit is kept per database server too: when a tenant's connection fails, its server is
+probed, and a server that does not answer answers 503 for every one of its tenants at once
+(without each of them trying first) until the next attempt after the interval, or any
+connection to it, succeeds. Tenants of other servers are served meanwhile.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
-from tenants.db.aliases import is_tenant_alias, slug_for
+from tenants.db import servers
+from tenants.db.aliases import SERVER_KEY, is_tenant_alias, slug_for
 from tenants.db.connections import close_connection
+from tenants.db.exceptions import TenantDatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +34,7 @@ FAILURES_CACHE_KEY = "tenants:database-failures"
 FAILURES_REPORTED_FOR = 300  # seconds a failure stays listed by /ready unless it recovers
 _failures_lock = threading.Lock()
 _failed_at: dict[str, float] = {}  # alias -> time.monotonic() of the last failure
+_server_failed_at: dict[str, float] = {}  # server name -> time.monotonic() of its failure
 
 
 def connection_failed(alias: str) -> bool:
@@ -73,10 +81,59 @@ def record_database_recovery(alias: str) -> None:
         _share_failure(slug_for(alias), None)
 
 
-def circuit_open(alias: str) -> bool:
-    """True while requests for `alias` should be answered 503 without trying to connect."""
-    failed = _failed_at.get(alias)
+def circuit_open(alias: str, server: str | None = None) -> bool:
+    """True while requests for `alias` (on the server named `server`) should be answered
+    503 without trying to connect: its own circuit or its server's is open."""
+    now = time.monotonic()
+    for failed in (_failed_at.get(alias), _server_failed_at.get(server) if server else None):
+        if failed is not None and now - failed < settings.TENANT_DB_RETRY_INTERVAL:
+            return True
+    return False
+
+
+def tenant_circuit_open(tenant) -> bool:
+    """`circuit_open` for a `Tenant`: its database's circuit or its server's."""
+    return circuit_open(tenant.alias, tenant.server_name)
+
+
+def server_circuit_open(server: str) -> bool:
+    failed = _server_failed_at.get(server)
     return failed is not None and time.monotonic() - failed < settings.TENANT_DB_RETRY_INTERVAL
+
+
+def check_server_after_failure(server: str, cfg: dict | None) -> bool:
+    """After a connection of a tenant of `server` failed: probe the server (`cfg`, its
+    settings; None when they cannot be read) and open its circuit when it does not answer.
+    Returns whether it is down."""
+    if server_circuit_open(server):
+        return True
+    answers = False
+    if cfg is not None:
+        probe = {**cfg, "OPTIONS": {**cfg.get("OPTIONS", {})}}
+        if "connect_timeout" in probe["OPTIONS"]:
+            probe["OPTIONS"]["connect_timeout"] = settings.TENANT_DB_CONNECT_TIMEOUT
+        try:
+            answers = servers.server_answers(probe)
+        except TenantDatabaseError:
+            answers = False
+    if answers:
+        return False
+    with _failures_lock:
+        first = server not in _server_failed_at
+        _server_failed_at[server] = time.monotonic()
+    if first:
+        logger.error("Database server %s is unavailable; its tenants answer 503", server)
+    return True
+
+
+def record_server_recovery(server: str | None) -> None:
+    """Close the circuit of `server`. Cheap when it was not open."""
+    if server is None or server not in _server_failed_at:
+        return
+    with _failures_lock:
+        recovered = _server_failed_at.pop(server, None) is not None
+    if recovered:
+        logger.warning("Database server %s is available again", server)
 
 
 def recently_unavailable_tenants() -> list[str]:
@@ -123,3 +180,4 @@ def _share_failure(slug: str, at: float | None) -> None:
 def _close_circuit_on_connect(sender, connection, **kwargs) -> None:
     if is_tenant_alias(connection.alias):
         record_database_recovery(connection.alias)
+        record_server_recovery(connection.settings_dict.get(SERVER_KEY))

@@ -27,6 +27,18 @@ def check_server(cfg: dict[str, Any]) -> None:
     backend_for(cfg).check_server(cfg)
 
 
+def server_answers(cfg: dict[str, Any]) -> bool:
+    """Whether the server of `cfg` answers now; creates nothing (the circuit breaker's and
+    the deploy check's probe)."""
+    return backend_for(cfg).server_answers(cfg)
+
+
+def connections_in_use(cfg: dict[str, Any], names: list[str]) -> int:
+    """Connections open to the databases `names` of the server of `cfg`: every client's on
+    PostgreSQL (`pg_stat_activity`), this process's on SQLite."""
+    return backend_for(cfg).connections_in_use(cfg, names)
+
+
 def database_exists(cfg: dict[str, Any]) -> bool:
     return backend_for(cfg).database_exists(cfg)
 
@@ -50,7 +62,7 @@ def database_has_data(cfg: dict[str, Any]) -> bool:
 def reserved_database_names(cfg: dict[str, Any]) -> set[str]:
     """Databases of the server of `cfg` that no tenant may use as its own: the main
     database, the template and the server's own."""
-    names = {database_name_for(TEMPLATE_SLUG)}
+    names = {database_name_for(TEMPLATE_SLUG), f"{settings.TENANT_DB_PREFIX}{TEMPLATE_SLUG}"}
     for entry in (connections.settings["default"], settings.DATABASES["default"]):
         names.add(str(entry["NAME"]))
     return names | backend_for(cfg).SYSTEM_DATABASES

@@ -42,6 +42,25 @@ def check_server(cfg: dict[str, Any]) -> None:
     _admin_connection(cfg).close()
 
 
+def server_answers(cfg: dict[str, Any]) -> bool:
+    try:
+        check_server(cfg)
+    except TenantDatabaseError:
+        return False
+    return True
+
+
+def connections_in_use(cfg: dict[str, Any], names: list[str]) -> int:
+    """Sessions open on the server's databases `names`, whoever holds them."""
+    if not names:
+        return 0
+    with _admin_connection(cfg) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s)", [names]
+        ).fetchone()
+    return int(row[0])
+
+
 def database_exists(cfg: dict[str, Any]) -> bool:
     with _admin_connection(cfg) as conn:
         row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]])

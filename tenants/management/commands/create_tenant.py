@@ -23,13 +23,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--database-url", default="", help="Place the tenant on another PostgreSQL server."
         )
+        parser.add_argument(
+            "--server",
+            default="",
+            metavar="NAME",
+            help="The registered database server to place it on (default: the accepting "
+            "server with the most room).",
+        )
         parser.add_argument("--admin-username")
         parser.add_argument("--admin-email")
         parser.add_argument(
             "--admin-password", help="Defaults to the TENANT_ADMIN_PASSWORD environment variable."
         )
 
-    def handle(self, *args, slug, name, domains, database_url, **options):
+    def handle(self, *args, slug, name, domains, database_url, server, **options):
         admin = None
         password = options["admin_password"] or os.environ.get("TENANT_ADMIN_PASSWORD", "")
         if options["admin_username"] or options["admin_email"]:
@@ -45,6 +52,7 @@ class Command(BaseCommand):
                 name=name,
                 domains=domains,
                 database_url=database_url,
+                server=server,
                 admin=admin,
                 refuse_active=True,
             )
@@ -61,7 +69,7 @@ class Command(BaseCommand):
         hosts = ", ".join(tenant.domains.values_list("domain", flat=True)) or "-"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Tenant '{tenant.slug}' is active (database {tenant.database_name}; "
-                f"domains {hosts})."
+                f"Tenant '{tenant.slug}' is active (server {tenant.server_name or '-'}; "
+                f"database {tenant.database_name}; domains {hosts})."
             )
         )

@@ -18,7 +18,7 @@ def _pending(tenant: Tenant) -> int | str:
 
 
 class Command(BaseCommand):
-    help = "List tenants: slug, status, domains, database, pending migrations."
+    help = "List tenants: slug, status, domains, server, database, pending migrations."
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="One JSON array on stdout.")
@@ -29,6 +29,8 @@ class Command(BaseCommand):
                 "slug": tenant.slug,
                 "status": tenant.status,
                 "domains": [d.domain for d in tenant.domains.all()],
+                # None: a tenant with its own database URL, on no registered server.
+                "server": tenant.server_name,
                 "database": tenant.database_name,
                 "pending_migrations": _pending(tenant),
             }
@@ -44,12 +46,13 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(rows, indent=2))
             return
-        header = ("SLUG", "STATUS", "DOMAINS", "DATABASE", "PENDING")
+        header = ("SLUG", "STATUS", "DOMAINS", "SERVER", "DATABASE", "PENDING")
         table = [header] + [
             (
                 r["slug"],
                 r["status"],
                 ",".join(r["domains"]) or "-",
+                r["server"] or "-",
                 r["database"],
                 str(r["pending_migrations"]),
             )

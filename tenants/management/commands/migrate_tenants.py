@@ -3,9 +3,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
+from tenants.db.aliases import DEFAULT_SERVER
 from tenants.db.connections import close_connection
 from tenants.models import Tenant
-from tenants.selectors import tenant_list, tenant_pending_migrations
+from tenants.selectors import database_server_list, tenant_list, tenant_pending_migrations
 from tenants.services import ensure_template, mask_url_credentials, migrate_tenant
 
 # Tenants checked for pending migrations at once (or `--parallel`, when higher). The check
@@ -51,6 +52,17 @@ class Command(BaseCommand):
             self.stderr.write(f"template: FAILED: {mask_url_credentials(str(exc))}")
             if not tenants:
                 raise CommandError("Failed: template") from exc
+        # Every other server that holds tenants has a template of its own.
+        for server in database_server_list():
+            if server.name == DEFAULT_SERVER or not server.tenant_count:
+                continue
+            try:
+                ensure_template(server)
+                self.stdout.write(f"template on {server.name}: up to date")
+            except Exception as exc:
+                self.stderr.write(
+                    f"template on {server.name}: FAILED: {mask_url_credentials(str(exc))}"
+                )
 
         failed: list[str] = []
         behind: list[Tenant] = []
