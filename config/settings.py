@@ -229,7 +229,11 @@ SIMPLE_JWT = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantJWTAuthentication"],
+    # An API key first: it takes only `X-Api-Key` and `Bearer tk_...`, leaving JWTs alone.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.TenantJWTAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -257,6 +261,7 @@ SPECTACULAR_SETTINGS = {
     "TAGS": [
         {"name": "auth", "description": "Signup, login and tokens, on the tenant's host."},
         {"name": "users", "description": "The tenant's users (tenant admins only)."},
+        {"name": "api-keys", "description": "Machine clients' keys (tenant admins only)."},
         {"name": "address-book", "description": "The tenant's contacts."},
         {"name": "platform", "description": "Tenants, for platform staff, on any host."},
         {"name": "operations", "description": "Health and readiness probes; retired paths."},
