@@ -17,12 +17,15 @@ from django.utils import timezone
 from accounts import services
 from accounts.keys import api_key_generator
 from accounts.models import ApiKey, User
+from addressbook.models import Contact
 from tenants.context import use_tenant
 from tenants.models import Tenant
+from tenants.resolution import resolver
 from tests.factories import (
     access_token,
     api_key_bearer,
     api_key_header,
+    bearer_for,
     bearer_header,
     create_api_key,
 )
@@ -357,9 +360,7 @@ def test_a_key_keeps_working_when_its_creator_is_demoted(acme, acme_api, admin, 
 def test_a_key_of_a_suspended_tenant_is_403_tenant_suspended(acme, acme_api, reader):
     _, key = reader
     Tenant.objects.filter(pk=acme.pk).update(status=Tenant.Status.SUSPENDED)
-    from tenants.resolution import resolver
-
-    resolver.invalidate()
+    resolver.invalidate()  # an update() sends no signal
     response = acme_api.get("/api/address-book", **api_key_bearer(key))
     assert response.status_code == HTTPStatus.FORBIDDEN
     assert response.json()["message"] == "Tenant suspended"
@@ -390,8 +391,6 @@ def test_a_read_key_reads_the_address_book_and_writes_nothing(acme, acme_api, ma
         else:
             assert response.status_code == HTTPStatus.OK, (method, path)
     with use_tenant(acme):
-        from addressbook.models import Contact
-
         assert list(Contact.objects.values_list("name", flat=True)) == ["Ada"]
 
 
@@ -545,8 +544,6 @@ def test_the_leak_collector_records_every_key_secret_it_digests(acme, admin):
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
 async def test_the_stream_never_carries_a_key(acme, admin):
-    from tests.factories import bearer_for
-
     token = (await sync_to_async(bearer_for)(admin, acme))["HTTP_AUTHORIZATION"]
     _, key = await sync_to_async(create_api_key)(acme, admin)
     communicator, connected = await open_stream(
