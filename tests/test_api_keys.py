@@ -560,3 +560,31 @@ async def test_the_stream_never_carries_a_key(acme, admin):
 def _log_in_tenant(tenant, message: str) -> None:
     with use_tenant(tenant):
         logging.getLogger("addressbook.keys").warning(message)
+
+
+# --- the format and the digest ------------------------------------------------------------
+def test_a_key_of_the_longest_slug_parses_and_one_character_more_does_not():
+    slug = "a" * 63
+    prefix, secret = api_key_generator.make_key(slug)
+    parsed = api_key_generator.parse(f"{prefix}.{secret}")
+    assert (parsed.prefix, parsed.tenant_slug, parsed.secret) == (prefix, slug, secret)
+    assert api_key_generator.parse(f"{prefix}.{secret}A") is None
+    assert api_key_generator.parse(f"tk_{'a' * 64}_{prefix[-12:]}.{secret}") is None
+
+
+def test_keys_survive_a_secret_key_rotation_through_the_fallbacks(acme_api, reader, settings):
+    _, key = reader
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY = "a-new-secret-key-" + "x" * 40
+    settings.SECRET_KEY_FALLBACKS = [old]
+    assert acme_api.get("/api/address-book", **api_key_bearer(key)).status_code == HTTPStatus.OK
+    settings.SECRET_KEY_FALLBACKS = []
+    response = acme_api.get("/api/address-book", **api_key_bearer(key))
+    assert (response.status_code, response.json()) == (HTTPStatus.UNAUTHORIZED, INVALID)
+
+
+def test_a_read_key_may_ask_head_and_options(acme_api, reader):
+    _, key = reader
+    assert acme_api.head("/api/address-book", **api_key_bearer(key)).status_code == HTTPStatus.OK
+    response = acme_api.options("/api/address-book", **api_key_bearer(key))
+    assert response.status_code == HTTPStatus.OK
