@@ -31,6 +31,8 @@ TEST_RUN_TAG = env.str("TEST_RUN_TAG", default="")
 
 _DEV_SECRET = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105 (refused in production)
 SECRET_KEY = env.str("SECRET_KEY", default="" if PRODUCTION else _DEV_SECRET)
+# Former SECRET_KEYs still accepted when checking (API key digests, Django's signatures).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DEBUG", default=not PRODUCTION and not TESTING)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 
