@@ -1,19 +1,26 @@
-"""Bearer authentication that binds every token to the tenant of the request's host."""
+"""Bearer authentication that binds every token, and every API key, to the tenant of the
+request's host."""
 
 from __future__ import annotations
 
 from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts import services
+from accounts.api_keys import KEY_START
 from accounts.models import User
 from accounts.selectors import token_is_revoked, user_for_token
 from accounts.tokens import TENANT_CLAIM, issued_before
 from config.errors import TenantAccessDenied
-from tenants.context import current_tenant_slug
+from config.network import client_ip
+from tenants.context import current_tenant_slug, get_current_tenant
 
 INVALID_TOKEN = "Invalid token"  # noqa: S105 (a message, not a secret)
+INSUFFICIENT_SCOPE = "Insufficient scope"
+API_KEY_HEADER = "HTTP_X_API_KEY"
 
 
 class TenantJWTAuthentication(JWTAuthentication):
@@ -79,3 +86,45 @@ class TenantJWTAuthentication(JWTAuthentication):
             revoked = token_is_revoked(jti=jti)
         if revoked:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """An API key (accounts.api_keys) in `X-Api-Key`, or in `Authorization: Bearer` where it is
+    told from a JWT by its shape (`tk_...`; a JWT starts with `eyJ`): anything else is left
+    to the JWT authentication after it. The key is checked by
+    `accounts.services.api_key_authenticate` (throttle, tenant, state), then against the
+    view: only a view that declares `api_key_scopes` (accounts.permissions.ApiKeyScopes)
+    admits keys, and only with the scope its method needs; any other view, or a missing
+    scope, is 403 `Insufficient scope`. Both headers at once: 401 `Invalid token`.
+
+    The request's user is the key's creator, `request.auth` the key."""
+
+    def authenticate(self, request):
+        raw = self._raw_key(request)
+        if raw is None:
+            return None
+        api_key = services.api_key_authenticate(
+            raw=raw, tenant=get_current_tenant(), ip=client_ip(request)
+        )
+        scopes = getattr(request.parser_context.get("view"), "api_key_scopes", None)
+        if scopes is None or not api_key.grants(scopes.for_method(request.method)):
+            raise exceptions.PermissionDenied(INSUFFICIENT_SCOPE)
+        return api_key.created_by, api_key
+
+    def _raw_key(self, request) -> str | None:
+        header_key = request.META.get(API_KEY_HEADER)
+        authorization = request.META.get("HTTP_AUTHORIZATION")
+        if header_key is not None:
+            if authorization is not None:
+                raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+            return header_key.strip()
+        if authorization is None:
+            return None
+        scheme, _, value = authorization.strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value.startswith(KEY_START):
+            return None
+        return value
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'

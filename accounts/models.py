@@ -72,3 +72,35 @@ class RevokedToken(models.Model):
 
     def __str__(self) -> str:
         return self.jti
+
+
+class ApiKey(models.Model):
+    """A machine client's key to one tenant (accounts.api_keys has its format). Only the prefix
+    and a digest of the secret are stored; the key itself is shown once, at creation."""
+
+    class Scope(models.TextChoices):
+        CONTACTS_READ = "contacts:read", "Read the address book"
+        CONTACTS_WRITE = "contacts:write", "Read and change the address book"
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=96, unique=True)
+    secret_digest = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.prefix
+
+    def grants(self, scope: str) -> bool:
+        """Whether the key's scopes allow `scope`; writing the address book includes
+        reading it."""
+        if scope in self.scopes:
+            return True
+        return scope == self.Scope.CONTACTS_READ and self.Scope.CONTACTS_WRITE in self.scopes

@@ -1,5 +1,8 @@
-from rest_framework.permissions import BasePermission
+from dataclasses import dataclass
 
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from accounts.models import ApiKey
 from tenants.context import get_current_tenant
 
 
@@ -27,3 +30,19 @@ class IsPlatformStaff(BasePermission):
             and get_current_tenant() is None
             and user.is_staff
         )
+
+
+@dataclass(frozen=True)
+class ApiKeyScopes:
+    """The scopes an API key needs on a view that admits keys (its `api_key_scopes`):
+    `read` for GET, HEAD and OPTIONS, `write` for any other method. A view without
+    `api_key_scopes` refuses every key (accounts.authentication.ApiKeyAuthentication)."""
+
+    read: str
+    write: str
+
+    def for_method(self, method: str) -> str:
+        return self.read if method in SAFE_METHODS else self.write
+
+
+CONTACT_SCOPES = ApiKeyScopes(read=ApiKey.Scope.CONTACTS_READ, write=ApiKey.Scope.CONTACTS_WRITE)

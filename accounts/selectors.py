@@ -1,4 +1,4 @@
-"""Reads on users and on the token deny list."""
+"""Reads on users, on the token deny list and on API keys."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
 
-from accounts.models import RevokedToken, User
+from accounts.models import ApiKey, RevokedToken, User
 from tenants.context import current_tenant_slug
 
 logger = logging.getLogger("accounts.selectors")
@@ -97,3 +97,18 @@ def token_is_revoked(*, jti: str) -> bool:
         except Exception:
             logger.warning("Cache unavailable for the token deny list; using the database")
     return revoked
+
+
+# --- API keys -----------------------------------------------------------------------------
+def api_key_list() -> QuerySet[ApiKey]:
+    """The tenant's API keys, revoked and expired ones included, oldest first."""
+    return ApiKey.objects.order_by("id")
+
+
+def api_key_get(*, key_id: int) -> ApiKey | None:
+    return ApiKey.objects.filter(pk=key_id).first()
+
+
+def api_key_for_prefix(*, prefix: str) -> ApiKey | None:
+    """The key named `prefix`, read with its creator in the same query."""
+    return ApiKey.objects.select_related("created_by").filter(prefix=prefix).first()

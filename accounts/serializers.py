@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.links import MAX_LINK_TOKEN_LENGTH
-from accounts.models import User
+from accounts.models import ApiKey, User
 from accounts.validators import MAX_PASSWORD_LENGTH
 from config.api import DocumentedCharField, StrictSerializer
 from tenants.context import current_tenant_slug
@@ -97,6 +98,29 @@ class UserUpdateSerializer(StrictSerializer):
     is_active = serializers.BooleanField(required=False)
 
 
+EXPIRY_MAX_LENGTH = 64
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "maxLength": EXPIRY_MAX_LENGTH})
+class ExpiryField(serializers.DateTimeField):
+    """An ISO 8601 date-time of bounded length: a longer string is refused before it is
+    parsed (config.api.LengthFirstMixin reads `max_length`)."""
+
+    max_length = EXPIRY_MAX_LENGTH
+    default_error_messages = {
+        **serializers.DateTimeField.default_error_messages,
+        "max_length": "Ensure this field has no more than {max_length} characters.",
+    }
+
+
+class ApiKeyCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKey.Scope.choices), min_length=1, max_length=2
+    )
+    expires_at = ExpiryField(required=False, help_text="When the key stops working (future).")
+
+
 # --- output -------------------------------------------------------------------------------
 class SignupResultSerializer(serializers.ModelSerializer):
     class Meta:
@@ -119,6 +143,39 @@ class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["id", "username", "email", "role", "is_active", "date_joined", "last_login"]
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    """A key as listed: its prefix, never its secret."""
+
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=ApiKey.Scope.choices))
+    created_by = serializers.IntegerField(source="created_by_id", help_text="A user id.")
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "expires_at",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    """A key just created: the one answer that carries the key itself."""
+
+    key = serializers.SerializerMethodField(help_text="`<prefix>.<secret>`, shown only once.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+
+    def get_key(self, api_key) -> str:
+        return self.context["key"]
 
 
 # --- documentation only (the views build these bodies from services) ---------------------
@@ -147,3 +204,10 @@ class UserPageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = UserSerializer(many=True)
+
+
+class ApiKeyPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ApiKeySerializer(many=True)

@@ -1,10 +1,11 @@
-"""Writes on users: creation, login, token rotation and revocation, passwords and roles."""
+"""Writes on users: creation, login, token rotation and revocation, passwords and roles;
+API keys: creation, revocation and the check of a key a request presents."""
 
 from __future__ import annotations
 
 import logging
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache as memoize
 from typing import TYPE_CHECKING
 
@@ -23,10 +24,12 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import throttles
+from accounts.api_keys import api_key_generator
 from accounts.links import email_verification_tokens, password_reset_tokens
 from accounts.mail import render_message, send_in_background
-from accounts.models import RevokedToken, User
+from accounts.models import ApiKey, RevokedToken, User
 from accounts.selectors import (
+    api_key_for_prefix,
     revocation_cache_key,
     token_is_revoked,
     user_find_by_email,
@@ -547,3 +550,113 @@ def email_verification_confirm(*, token: str, tenant: Tenant) -> User:
         user.save(update_fields=["email_verified"])
     logger.info("E-mail verified (tenant=%s, user_id=%s)", label, user.pk)
     return user
+
+
+# --- API keys -----------------------------------------------------------------------------
+# Failed key attempts are counted per client address by the login lockout's machinery.
+API_KEY_THROTTLE_SCOPE = "api-key"
+# `last_used_at` is written at most once a minute per key, not on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def api_key_create(
+    *,
+    name: str,
+    scopes: list[str],
+    created_by: User,
+    expires_at: datetime | None = None,
+    tenant: Tenant,
+) -> tuple[ApiKey, str]:
+    """Create a key of `tenant`, made by `created_by`; returns the row and the key
+    (`<prefix>.<secret>`), which cannot be read again: only a digest of the secret is
+    stored. An expiry that is not in the future is a 400."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": ["The expiry must be in the future."]})
+    prefix, secret = api_key_generator.make_key(tenant.slug)
+    api_key = ApiKey.objects.create(
+        name=name,
+        prefix=prefix,
+        secret_digest=api_key_generator.digest(secret),
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    logger.info(
+        "API key created (tenant=%s, key_id=%s, user_id=%s, scopes=%s)",
+        tenant.slug,
+        api_key.pk,
+        created_by.pk,
+        ",".join(api_key.scopes),
+    )
+    return api_key, f"{prefix}.{secret}"
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Refuse the key from the next request on; revoking it again changes nothing."""
+    now = timezone.now()
+    if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now):
+        api_key.revoked_at = now
+        logger.info("API key revoked (tenant=%s, key_id=%s)", _current_label(), api_key.pk)
+    return api_key
+
+
+def _api_key_refused(reason: str, *, ip: str, key_id: int | None = None, counted: bool) -> None:
+    """Log a refused key (never the key) and, when it may be a guess, count it against the
+    client address."""
+    label = _current_label()
+    logger.warning("API key refused (tenant=%s, key_id=%s, reason=%s)", label, key_id, reason)
+    if counted and throttles.record_login_failure(
+        scope=API_KEY_THROTTLE_SCOPE, identifier=f"ip:{ip}"
+    ):
+        logger.warning("API key attempts locked out for a client address (tenant=%s)", label)
+
+
+def api_key_authenticate(*, raw: str, tenant: Tenant | None, ip: str) -> ApiKey:
+    """The key `raw` of `tenant` (None: a platform path), with its creator loaded, or:
+    429 while the client address is locked out for failed attempts; 403 `Tenant access
+    denied` for a key naming another tenant (or any tenant, on a platform path); 401
+    `Invalid token` for a malformed, unknown, wrong, revoked or expired key, or one whose
+    creator is inactive.
+
+    Malformed, other-tenant, unknown and wrong keys count towards the address's lockout
+    (LOGIN_LOCKOUT_THRESHOLD failures in LOGIN_LOCKOUT_WINDOW); a genuine key that is
+    revoked, expired or orphaned does not: it is no guess."""
+    throttles.check_lockout(scope=API_KEY_THROTTLE_SCOPE, identifier=f"ip:{ip}")
+    parsed = api_key_generator.parse(raw)
+    if parsed is None:
+        _api_key_refused("malformed", ip=ip, counted=True)
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+    if parsed.tenant_slug != slug_of(tenant):
+        _api_key_refused("another tenant", ip=ip, counted=True)
+        raise TenantAccessDenied()
+    api_key = api_key_for_prefix(prefix=parsed.prefix)
+    # The digest is computed for unknown prefixes too: both answers take the same work.
+    genuine = api_key_generator.check(parsed.secret, api_key.secret_digest if api_key else "")
+    if api_key is None or not genuine:
+        key_id = api_key.pk if api_key is not None else None
+        _api_key_refused(
+            "unknown" if api_key is None else "wrong secret", ip=ip, key_id=key_id, counted=True
+        )
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+    now = timezone.now()
+    reason = None
+    if api_key.revoked_at is not None:
+        reason = "revoked"
+    elif api_key.expires_at is not None and api_key.expires_at <= now:
+        reason = "expired"
+    elif not api_key.created_by.is_active:
+        reason = "creator inactive"
+    if reason is not None:
+        _api_key_refused(reason, ip=ip, key_id=api_key.pk, counted=False)
+        raise exceptions.AuthenticationFailed(INVALID_TOKEN)
+    _api_key_touch(api_key, now)
+    return api_key
+
+
+def _api_key_touch(api_key: ApiKey, now: datetime) -> None:
+    """Record that the key was used, unless that was recorded less than a minute ago."""
+    last = api_key.last_used_at
+    if last is not None and now - last < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now

@@ -1,5 +1,6 @@
-"""The accounts API: auth endpoints on the tenant's host, the users API for tenant admins,
-and the platform staff login. Views validate, call a service or selector, serialize."""
+"""The accounts API: auth endpoints on the tenant's host, the users and API keys APIs for
+tenant admins, and the platform staff login. Views validate, call a service or selector,
+serialize."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from rest_framework.response import Response
 from accounts import selectors, services
 from accounts.permissions import IsPlatformStaff, IsTenantAdmin
 from accounts.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeyPageSerializer,
+    ApiKeySerializer,
     EmailVerifiedSerializer,
     LinkTokenSerializer,
     LoginSerializer,
@@ -307,6 +312,53 @@ class UserDetailView(ApiView):
     )
     def delete(self, request, pk: int):
         services.user_deactivate(user=self._user(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- API keys (tenant admins) -------------------------------------------------------------
+class ApiKeyListView(ApiView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="api_keys_list",
+        tags=["api-keys"],
+        summary="List the tenant's API keys (prefixes only, never a secret)",
+        parameters=PAGE_PARAMETERS,
+        responses={200: ApiKeyPageSerializer, 404: NOT_FOUND},
+    )
+    def get(self, request):
+        return self.paginated(selectors.api_key_list(), ApiKeySerializer)
+
+    @extend_schema(
+        operation_id="api_keys_create",
+        tags=["api-keys"],
+        summary="Create an API key; the key is in this answer only",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer},
+    )
+    def post(self, request):
+        data = _validated(ApiKeyCreateSerializer, request.data)
+        api_key, key = services.api_key_create(
+            **data, created_by=request.user, tenant=get_current_tenant()
+        )
+        body = ApiKeyCreatedSerializer(api_key, context={"key": key}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailView(ApiView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="api_keys_revoke",
+        tags=["api-keys"],
+        summary="Revoke an API key (refused from the next request on)",
+        responses={204: None, 404: documented_error("`Not found`: no such key in this tenant.")},
+    )
+    def delete(self, request, pk: int):
+        api_key = selectors.api_key_get(key_id=pk)
+        if api_key is None:
+            raise NotFound()
+        services.api_key_revoke(api_key=api_key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -12,6 +12,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from accounts.permissions import CONTACT_SCOPES
 from addressbook import exports, pagination, selectors, services
 from addressbook.serializers import (
     DEFAULT_PAGE_SIZE,
@@ -53,6 +54,8 @@ CONTACT_NOT_FOUND = documented_error("`Not found`: no such contact in this tenan
 
 
 class ContactListCreateView(ApiView):
+    api_key_scopes = CONTACT_SCOPES
+
     @extend_schema(
         operation_id="contacts_list",
         tags=["address-book"],
@@ -91,6 +94,8 @@ class ContactListCreateView(ApiView):
 
 
 class ContactDetailView(ApiView):
+    api_key_scopes = CONTACT_SCOPES
+
     @extend_schema(
         operation_id="contacts_retrieve",
         tags=["address-book"],
@@ -142,6 +147,8 @@ class ContactDetailView(ApiView):
 
 
 class ContactExportView(ApiView):
+    api_key_scopes = CONTACT_SCOPES
+
     @extend_schema(
         operation_id="contacts_export",
         tags=["address-book"],
@@ -180,6 +187,8 @@ class ContactExportView(ApiView):
 
 
 class ContactStatsView(ApiView):
+    api_key_scopes = CONTACT_SCOPES
+
     @extend_schema(
         operation_id="contacts_stats",
         tags=["address-book"],

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from config.paths import PROBE_PATHS, is_platform_path
 
 BEARER = "bearerAuth"
+API_KEY = "apiKeyAuth"
 
 
 class TenantJWTScheme(OpenApiAuthenticationExtension):
@@ -26,6 +27,31 @@ class TenantJWTScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "JWT",
             "description": "An access token issued for the tenant of the request's host.",
+        }
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """An API key; required (instead of a token) only on the views that admit keys (their
+    `api_key_scopes`)."""
+
+    target_class = "accounts.authentication.ApiKeyAuthentication"
+    name = API_KEY
+
+    def get_security_requirement(self, auto_schema):
+        if getattr(auto_schema.view, "api_key_scopes", None) is None:
+            return None
+        return {self.name: []}
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Api-Key",
+            "description": (
+                "An API key of the tenant of the request's host, `<prefix>.<secret>`; also "
+                "accepted as `Authorization: Bearer <prefix>.<secret>`. Scopes: "
+                "`contacts:read` (GET on the address book), `contacts:write` (any method)."
+            ),
         }
 
 
@@ -152,6 +178,9 @@ def _common_errors(path: str, operation: dict, view) -> dict[str, dict]:
             "endpoint or a tenant token on a platform endpoint); a user without the role the "
             "endpoint requires"
         )
+        messages_403.append(
+            "`Insufficient scope` (an API key on an endpoint or a method its scopes do not cover)"
+        )
     if messages_403:
         errors["403"] = _error("; ".join(messages_403) + ".")
     if tenant_path:
@@ -164,8 +193,9 @@ def _common_errors(path: str, operation: dict, view) -> dict[str, dict]:
         errors["415"] = _error("A body that is not application/json.")
     if path not in PROBE_PATHS:
         errors["429"] = _error(
-            "`Too many requests`: the per-IP rate limit, or the throttles of logins and of "
-            "link e-mails (password reset, e-mail verification).",
+            "`Too many requests`: the per-IP rate limit, the throttles of logins and of "
+            "link e-mails (password reset, e-mail verification), or too many failed API key "
+            "attempts from the client address.",
             headers={
                 "Retry-After": {
                     "schema": {"type": "integer"},

@@ -31,6 +31,8 @@ TEST_RUN_TAG = env.str("TEST_RUN_TAG", default="")
 
 _DEV_SECRET = "dev-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105 (refused in production)
 SECRET_KEY = env.str("SECRET_KEY", default="" if PRODUCTION else _DEV_SECRET)
+# Former SECRET_KEYs still accepted when checking (API key digests, Django's signatures).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 DEBUG = env.bool("DEBUG", default=not PRODUCTION and not TESTING)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["*"])
 
@@ -243,7 +245,11 @@ SIMPLE_JWT = {
 }
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantJWTAuthentication"],
+    # An API key first: it takes only `X-Api-Key` and `Bearer tk_...`, leaving JWTs alone.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.TenantJWTAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -271,6 +277,7 @@ SPECTACULAR_SETTINGS = {
     "TAGS": [
         {"name": "auth", "description": "Signup, login and tokens, on the tenant's host."},
         {"name": "users", "description": "The tenant's users (tenant admins only)."},
+        {"name": "api-keys", "description": "Machine clients' keys (tenant admins only)."},
         {"name": "address-book", "description": "The tenant's contacts."},
         {"name": "platform", "description": "Tenants, for platform staff, on any host."},
         {"name": "operations", "description": "Health and readiness probes; retired paths."},

@@ -1,5 +1,6 @@
 """Keeps secrets out of log lines: Authorization values, bearer tokens, JWT-looking
-strings, passwords and token-like query or JSON values become `[REDACTED]`."""
+strings, API keys' secrets, passwords and token-like query or JSON values become
+`[REDACTED]`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ SENSITIVE_KEYS = (
     "client_secret",
     "api_key",
     "apikey",
+    "x-api-key",
     "sessionid",
     "csrftoken",
     "authorization",
@@ -45,6 +47,8 @@ _HINTS = (
     "secret",
     "api_key",
     "apikey",
+    "api-key",
+    "tk_",
     "sessionid",
 )
 
@@ -59,6 +63,11 @@ _PATTERNS = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), lambda m: f"{m.group(1)} {REDACTED}"),
     # Anything that looks like a JWT (header.payload[.signature], base64url, `eyJ` = `{"`).
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"), lambda m: REDACTED),
+    # An API key (accounts.api_keys): the prefix names the key, the secret after the dot goes.
+    (
+        re.compile(r"\b(tk_[a-z0-9-]+_[a-z2-7]+)\.[A-Za-z0-9_-]+"),
+        lambda m: f"{m.group(1)}.{REDACTED}",
+    ),
     # key=value (query strings, form bodies, log "k=v" pairs).
     (
         re.compile(rf"(?i)(?<![A-Za-z0-9_])({_KEYS})=([^&\s\"',;]+)"),

@@ -1,9 +1,10 @@
 """Collects, for the whole test session, every secret the code handled and everything it
-showed: the secrets are the passwords given to the password hashers, every JWT encoded,
-every token of an e-mailed link (password reset, e-mail verification) and the signing
-keys; the output is every record emitted by a logging handler (any logger, any handler but
-pytest's own), every WebSocket text frame sent by a consumer and every error body (status
-400 and above) answered by the HTTP and ASGI handlers.
+showed: the secrets are the passwords given to the password hashers, the secrets of API
+keys given to their digest, every JWT encoded, every token of an e-mailed link (password
+reset, e-mail verification) and the signing keys; the output is every record emitted by a
+logging handler (any logger, any handler but pytest's own), every WebSocket text frame sent
+by a consumer and every error body (status 400 and above) answered by the HTTP and ASGI
+handlers.
 
 `tests/test_secrets_never_leak.py` runs last and asserts that no secret appears in the
 output. Installed by a session fixture in `tests/conftest.py`.
@@ -166,6 +167,7 @@ class LeakCollector:
             ("django.contrib.auth.hashers.Argon2PasswordHasher.verify", hasher),
             ("django.contrib.auth.hashers.PBKDF2PasswordHasher.encode", hasher),
             ("django.contrib.auth.hashers.PBKDF2PasswordHasher.verify", hasher),
+            ("accounts.api_keys.ApiKeyGenerator.digest", hasher),
             ("rest_framework_simplejwt.tokens.Token.__str__", token_str),
             ("accounts.links.PasswordResetTokens.make_token", link_token),
             ("accounts.links.EmailVerificationTokens.make_token", link_token),

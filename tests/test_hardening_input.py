@@ -149,7 +149,7 @@ def _serializer_string_fields(serializer, prefix: str = ""):
         elif (
             isinstance(field, serializers.ListField)
             and isinstance(field.child, serializers.CharField)
-        ) or isinstance(field, serializers.CharField):
+        ) or isinstance(field, serializers.CharField | serializers.DateTimeField):
             yield f"{prefix}{name}"
 
 

@@ -6,9 +6,10 @@ route needs an entry in `TENANT_CASES` (or `WS_CASES`), each platform route one 
 `PLATFORM_CASES`, and a route without one fails the matrix, named.
 
 Two tenants hold data with overlapping ids: `acme` (A, the host every request goes to) and
-`globex` (B). For every tenant route and method, a request on A's host carrying B's token,
-or a `tenant` / `tenant_id` naming B (query string and body), answers 403 `Tenant access
-denied`; B's object ids answer 404 or A's own object; and B's database is unchanged.
+`globex` (B). For every tenant route and method, a request on A's host carrying B's token
+or B's API key (as a bearer or in `X-Api-Key`), or a `tenant` / `tenant_id` naming B (query
+string and body), answers 403 `Tenant access denied`; B's object ids answer 404 or A's own
+object; and B's database is unchanged.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.links import email_verification_tokens, password_reset_tokens
-from accounts.models import RevokedToken, User
+from accounts.models import ApiKey, RevokedToken, User
 from accounts.tokens import issue_tokens
 from addressbook.models import Contact
 from config.paths import is_platform_path
 from logstream.routing import websocket_urlpatterns
 from tenants.context import use_tenant
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, api_key_bearer, api_key_header, create_api_key
 from tests.helpers import client_for, open_stream, sent_mail
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -42,6 +43,7 @@ B_MARK = "globex-secret"
 DENIED = {"status": HTTPStatus.FORBIDDEN, "error": "Forbidden", "message": "Tenant access denied"}
 SHARED_CONTACT, B_ONLY_CONTACT = 9001, 9002
 SHARED_USER, B_ONLY_USER = 8002, 8003
+SHARED_KEY, B_ONLY_KEY = 7001, 7002
 BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
@@ -75,6 +77,8 @@ class World:
     a_refresh: str
     b_token: dict
     b_refresh: str
+    a_key: str
+    b_key: str
     created: dict = field(default_factory=dict)
 
 
@@ -99,6 +103,10 @@ def world(acme, globex, make_user) -> World:
     _contact(globex, SHARED_CONTACT, f"{B_MARK}-shared")
     _contact(globex, B_ONLY_CONTACT, f"{B_MARK}-only")
     a_pair, b_pair = _tokens(a_admin, acme), _tokens(b_admin, globex)
+    _, a_key = create_api_key(acme, a_admin, name="acme-key", id=SHARED_KEY)
+    write = ["contacts:write"]
+    _, b_key = create_api_key(globex, b_admin, name=f"{B_MARK}-key", scopes=write, id=SHARED_KEY)
+    create_api_key(globex, b_admin, name=f"{B_MARK}-only-key", id=B_ONLY_KEY)
     return World(
         a=acme,
         b=globex,
@@ -107,6 +115,8 @@ def world(acme, globex, make_user) -> World:
         a_refresh=a_pair["refresh"],
         b_token={"HTTP_AUTHORIZATION": f"Bearer {b_pair['access']}"},
         b_refresh=b_pair["refresh"],
+        a_key=a_key,
+        b_key=b_key,
     )
 
 
@@ -130,6 +140,7 @@ def snapshot(tenant) -> dict:
             "revoked": sorted(RevokedToken.objects.values_list("jti", flat=True)),
             "outstanding": sorted(OutstandingToken.objects.values_list("jti", flat=True)),
             "blacklisted": sorted(BlacklistedToken.objects.values_list("token_id", flat=True)),
+            "api_keys": list(ApiKey.objects.order_by("id").values()),
         }
 
 
@@ -353,6 +364,29 @@ def own_contact_detail(world):
     )
 
 
+def api_key_body(world):
+    return {"name": "matrix key", "scopes": ["contacts:read"]}
+
+
+def own_api_key_list(world):
+    response = request(world, "GET", "/api/api-keys")
+    assert [k["name"] for k in response.json()["results"]] == ["acme-key"]
+    assert_no_b_data(response)
+
+
+def own_api_key_detail(world):
+    response = request(world, "DELETE", f"/api/api-keys/{B_ONLY_KEY}")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    response = request(world, "DELETE", f"/api/api-keys/{SHARED_KEY}")
+    assert response.status_code == HTTPStatus.NO_CONTENT  # A's key; B's (same id) untouched
+    return assert_b_key_still_works
+
+
+def assert_b_key_still_works(world):
+    response = client_for("globex.test").get("/api/address-book", **api_key_bearer(world.b_key))
+    assert response.status_code == HTTPStatus.OK
+
+
 TENANT_CASES: dict[str, Case] = {
     "api/auth/signup": Case({"POST": signup_body}, own_signup, public=True),
     "api/auth/login": Case({"POST": login_body}, own_login, public=True),
@@ -386,12 +420,14 @@ TENANT_CASES: dict[str, Case] = {
         own_contact_detail,
         pk="contact",
     ),
+    "api/api-keys": Case({"GET": None, "POST": api_key_body}, own_api_key_list),
+    "api/api-keys/<int:pk>": Case({"DELETE": None}, own_api_key_detail, pk="api_key"),
 }
 
 
 def path_of(route: str, case: Case) -> str:
     """A concrete path for `route`: its `<int:pk>` names an object both tenants have."""
-    pk = {"user": SHARED_USER, "contact": SHARED_CONTACT}.get(case.pk)
+    pk = {"user": SHARED_USER, "contact": SHARED_CONTACT, "api_key": SHARED_KEY}.get(case.pk)
     return "/" + route.replace("<int:pk>", str(pk))
 
 
@@ -403,13 +439,22 @@ def case_for(route: str) -> Case:
 
 
 # --- the matrix: tenant HTTP routes ------------------------------------------------------
+FOREIGN_CREDENTIALS = {
+    "token": lambda world: world.b_token,
+    "api key as bearer": lambda world: api_key_bearer(world.b_key),
+    "api key header": lambda world: api_key_header(world.b_key),
+}
+
+
 @pytest.mark.parametrize("route", TENANT_ROUTES)
-def test_token_of_other_tenant_never_reaches_its_data(route, world):
+@pytest.mark.parametrize("credential", FOREIGN_CREDENTIALS)
+def test_token_of_other_tenant_never_reaches_its_data(route, credential, world):
     case = case_for(route)
     before = snapshot(world.b)
+    auth = FOREIGN_CREDENTIALS[credential](world)
     for method, body in case.methods.items():
         payload = body(world) if body else None
-        response = request(world, method, path_of(route, case), payload, auth=world.b_token)
+        response = request(world, method, path_of(route, case), payload, auth=auth)
         if case.public:
             # No authentication here: the token is ignored, the request is A's alone.
             assert response.status_code < HTTPStatus.INTERNAL_SERVER_ERROR, (
@@ -542,9 +587,17 @@ PLATFORM_CASES: dict[str, PlatformCase] = {
 }
 
 
+TENANT_CREDENTIALS = {
+    "token": lambda world: world.a_token,
+    "api key as bearer": lambda world: api_key_bearer(world.a_key),
+    "api key header": lambda world: api_key_header(world.a_key),
+}
+
+
 @pytest.mark.parametrize("route", PLATFORM_ROUTES)
 @pytest.mark.parametrize("host", [A_HOST, "platform.example"])
-def test_tenant_token_grants_nothing_on_platform_routes(route, host, world):
+@pytest.mark.parametrize("credential", TENANT_CREDENTIALS)
+def test_tenant_token_grants_nothing_on_platform_routes(route, host, credential, world):
     case = PLATFORM_CASES.get(route)
     if case is None:
         pytest.fail(f"platform route {route!r} has no case: add one to PLATFORM_CASES")
@@ -554,7 +607,7 @@ def test_tenant_token_grants_nothing_on_platform_routes(route, host, world):
     client = client_for(host)
     for method, path, body in case.requests:
         data = {"data": _json(body), "content_type": "application/json"} if body else {}
-        with_token = client.generic(method, path, **data, **world.a_token)
+        with_token = client.generic(method, path, **data, **TENANT_CREDENTIALS[credential](world))
         if case.authenticated:
             assert (with_token.status_code, with_token.json()) == (HTTPStatus.FORBIDDEN, DENIED), (
                 method,
@@ -579,6 +632,8 @@ async def ws_foreign_token_is_rejected(path: str, world: World) -> None:
         {"headers": [(b"authorization", world.b_token["HTTP_AUTHORIZATION"].encode())]},
         {"query": f"token={raw}"},
         {"headers": [(b"cookie", f"access_token={raw}".encode())]},
+        {"headers": [(b"authorization", f"Bearer {world.b_key}".encode())]},
+        {"headers": [(b"x-api-key", world.b_key.encode())]},
     ):
         communicator, connected = await open_stream(host=A_HOST, path=f"/{path}", **kwargs)
         assert not connected, kwargs

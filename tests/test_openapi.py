@@ -89,7 +89,7 @@ def test_every_operation_has_tags_and_a_unique_operation_id(schema):
     ids = Counter(operation["operationId"] for _p, _m, operation in _operations(schema))
     assert [op_id for op_id, count in ids.items() if count > 1] == []
     tags = {tag["name"] for tag in schema["tags"]}
-    assert tags == {"auth", "users", "address-book", "platform", "operations"}
+    assert tags == {"auth", "users", "api-keys", "address-book", "platform", "operations"}
     for path, method, operation in _operations(schema):
         assert operation.get("tags"), (method, path)
         assert set(operation["tags"]) <= tags, (method, path)
@@ -105,6 +105,11 @@ def test_the_bearer_scheme_is_an_http_jwt_scheme(schema):
     assert "security" not in schema
 
 
+def test_the_api_key_scheme_is_the_x_api_key_header(schema):
+    scheme = schema["components"]["securitySchemes"]["apiKeyAuth"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-Api-Key")
+
+
 def test_authenticated_operations_require_the_bearer_token_and_public_ones_do_not(schema):
     for path, method, operation in _operations(schema):
         security = operation.get("security", [])
@@ -117,7 +122,10 @@ def test_authenticated_operations_require_the_bearer_token_and_public_ones_do_no
                 or path.endswith("/confirm")  # an e-mailed link's token: `Invalid token`
             )
         else:
-            assert security == [{"bearerAuth": []}], (method, path)
+            expected = [{"bearerAuth": []}]
+            if path.startswith("/api/address-book"):  # the only operations keys may call
+                expected.append({"apiKeyAuth": []})
+            assert sorted(security, key=str) == sorted(expected, key=str), (method, path)
             assert "401" in operation["responses"], (method, path)
             assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
 
