@@ -11,6 +11,7 @@ urlpatterns = [
     path("auth/password", views.PasswordChangeView.as_view(), name="auth-password"),
     path("users", views.UserListView.as_view(), name="user-list"),
     path("users/<int:pk>", views.UserDetailView.as_view(), name="user-detail"),
+    path("audit", views.AuditEventListView.as_view(), name="audit-list"),
     path("platform/auth/login", views.PlatformLoginView.as_view(), name="platform-login"),
     path("platform/auth/refresh", views.PlatformRefreshView.as_view(), name="platform-refresh"),
     path("platform/auth/logout", views.PlatformLogoutView.as_view(), name="platform-logout"),

@@ -25,7 +25,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from accounts.models import RevokedToken, User
+from accounts import audit
+from accounts.models import AuditEvent, RevokedToken, User
 from accounts.tokens import issue_tokens
 from addressbook.models import Contact
 from config.paths import is_platform_path
@@ -97,6 +98,10 @@ def world(acme, globex, make_user) -> World:
     _contact(acme, SHARED_CONTACT, "acme-contact")
     _contact(globex, SHARED_CONTACT, f"{B_MARK}-shared")
     _contact(globex, B_ONLY_CONTACT, f"{B_MARK}-only")
+    with use_tenant(globex):
+        audit.record_event(
+            audit.ROLE_CHANGED, actor=b_admin, target=audit.Target("user", "1", B_MARK)
+        )
     a_pair, b_pair = _tokens(a_admin, acme), _tokens(b_admin, globex)
     return World(
         a=acme,
@@ -122,6 +127,7 @@ def snapshot(tenant) -> dict:
             "revoked": sorted(RevokedToken.objects.values_list("jti", flat=True)),
             "outstanding": sorted(OutstandingToken.objects.values_list("jti", flat=True)),
             "blacklisted": sorted(BlacklistedToken.objects.values_list("token_id", flat=True)),
+            "audit": list(AuditEvent.objects.order_by("id").values()),
         }
 
 
@@ -258,6 +264,19 @@ def own_user_detail(world):
     )
 
 
+def own_audit(world):
+    assert (
+        request(world, "POST", "/api/auth/login", login_body(world), auth={}).status_code
+        == HTTPStatus.OK
+    )
+    for query in ("", "user=gus", f"user={B_MARK}", "event=role_changed"):
+        response = request(world, "GET", "/api/audit", query=query)
+        assert response.status_code == HTTPStatus.OK
+        assert_no_b_data(response)
+    results = request(world, "GET", "/api/audit").json()["results"]
+    assert [(e["event"], e["actor"]["username"]) for e in results] == [("login", "ann")]
+
+
 def own_contact_list(world):
     response = request(world, "GET", "/api/address-book")
     assert [c["name"] for c in response.json()["results"]] == ["acme-contact"]
@@ -318,6 +337,7 @@ TENANT_CASES: dict[str, Case] = {
         own_user_detail,
         pk="user",
     ),
+    "api/audit": Case({"GET": None}, own_audit),
     "api/address-book": Case({"GET": None, "POST": contact_body}, own_contact_list),
     "api/address-book/export": Case({"GET": None}, own_export),
     "api/address-book/stats": Case({"GET": None}, own_stats),
