@@ -176,10 +176,13 @@ def test_a_role_change_is_recorded_with_the_admin_as_actor(acme, boss, mia, as_b
 
 def test_a_deactivation_and_a_reactivation_are_recorded(acme, boss, mia, as_boss):
     client = client_for("acme.test")
-    assert client.delete(f"/api/users/{mia.pk}", **as_boss).status_code == HTTPStatus.NO_CONTENT
+    deleted = client.delete(f"/api/users/{mia.pk}", REMOTE_ADDR=CLIENT_IP, **as_boss)
+    assert deleted.status_code == HTTPStatus.NO_CONTENT
     client.patch(f"/api/users/{mia.pk}", {"is_active": True}, format="json", **as_boss)
     deactivated = only(acme, audit.USER_DEACTIVATED)
     assert (deactivated.actor_username, deactivated.target_label) == ("boss", "mia")
+    assert (deactivated.ip, deactivated.request_id) == (CLIENT_IP, deleted["X-Request-Id"])
+    assert recent(deactivated)
     assert only(acme, audit.USER_REACTIVATED).target_label == "mia"
 
 
@@ -192,11 +195,17 @@ def test_a_refused_change_records_nothing(acme, boss, as_boss):
 def test_a_logout_is_recorded_as_a_token_revocation(acme, boss):
     pair = tokens_for("acme.test", "boss")
     response = client_for("acme.test").post(
-        "/api/auth/logout", {}, format="json", HTTP_AUTHORIZATION=f"Bearer {pair['access']}"
+        "/api/auth/logout",
+        {},
+        format="json",
+        REMOTE_ADDR=CLIENT_IP,
+        HTTP_AUTHORIZATION=f"Bearer {pair['access']}",
     )
     assert response.status_code == HTTPStatus.NO_CONTENT
     event = only(acme, audit.TOKENS_REVOKED)
     assert (event.actor_username, event.details) == ("boss", {"by": "logout"})
+    assert (event.ip, event.request_id) == (CLIENT_IP, response["X-Request-Id"])
+    assert recent(event)
 
 
 def test_tenant_events_stay_in_the_tenants_database(acme, globex, boss):
