@@ -1,6 +1,7 @@
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -104,3 +105,32 @@ class ApiKey(models.Model):
         if scope in self.scopes:
             return True
         return scope == self.Scope.CONTACTS_READ and self.Scope.CONTACTS_WRITE in self.scopes
+
+
+class AuditEvent(models.Model):
+    """A security event (accounts.audit has the vocabulary and the one way to write one).
+
+    A tenant's events live in that tenant's database, the platform's (tenants created,
+    suspended, dropped; staff logins) in the main database. Actor and target are copied,
+    not foreign keys: the trail keeps the names they had at the time and outlives them."""
+
+    event = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+    actor_id = models.BigIntegerField(null=True, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True)
+    target_type = models.CharField(max_length=16, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_label = models.CharField(max_length=150, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="accounts_audit_time"),
+            models.Index(fields=["event", "created_at"], name="accounts_audit_event_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.actor_username or '-'} {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts import audit
 from accounts.links import MAX_LINK_TOKEN_LENGTH
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, AuditEvent, User
 from accounts.validators import MAX_PASSWORD_LENGTH
-from config.api import DocumentedCharField, StrictSerializer
+from config.api import DocumentedCharField, QuerySerializer, StrictSerializer
+from config.errors import InvalidCursor
 from tenants.context import current_tenant_slug
 
 # --- input --------------------------------------------------------------------------------
@@ -21,6 +23,8 @@ USERNAME_PATTERN = r"^[\w.@+-]+$"  # Django's UnicodeUsernameValidator
 PASSWORD_SCHEMA_PATTERN = r"^(?=.*[A-Z])(?=.*[a-z])(?=.*[0-9])[^\u0000]{8,128}$"  # noqa: S105 (a pattern)
 # Longer than any password a user can have: a login with one is just a wrong password.
 PASSWORD_INPUT_MAX_LENGTH = 4096
+AUDIT_PAGE_SIZE = 50
+AUDIT_MAX_PAGE_SIZE = 500
 
 
 def username_field() -> DocumentedCharField:
@@ -176,6 +180,78 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
     def get_key(self, api_key) -> str:
         return self.context["key"]
+
+
+# --- audit trail ------------------------------------------------------------------------
+class AuditQuerySerializer(QuerySerializer):
+    event = serializers.CharField(required=False, max_length=32)
+    user = serializers.CharField(required=False, max_length=USERNAME_MAX_LENGTH)
+    since = DocumentedCharField(required=False, max_length=64, schema_format="date-time")
+    cursor = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
+    )
+    page_size = serializers.IntegerField(min_value=1, required=False)
+
+    def is_valid(self, *, raise_exception=False):
+        """A cursor is opaque to clients: whatever is wrong with it is `Invalid cursor`."""
+        valid = super().is_valid()
+        if not valid and raise_exception:
+            if "cursor" in self.errors:
+                raise InvalidCursor()
+            raise serializers.ValidationError(self.errors)
+        return valid
+
+    def validate_event(self, value: str) -> str:
+        if value not in audit.EVENTS:
+            raise serializers.ValidationError(
+                f"Unknown event; one of: {', '.join(sorted(audit.EVENTS))}."
+            )
+        return value
+
+    def validate_since(self, value: str):
+        """An ISO 8601 instant (UTC when it has no offset), parsed as DRF parses one."""
+        return serializers.DateTimeField().to_internal_value(value)
+
+    def validate_page_size(self, value: int) -> int:
+        return min(value, AUDIT_MAX_PAGE_SIZE)
+
+
+class AuditActorSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class AuditTargetSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="`user`, `tenant`, `api_key`...")
+    id = serializers.CharField()
+    label = serializers.CharField(help_text="A username, a tenant name, a key name...")
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+    target = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "event", "created_at", "actor", "target", "ip", "request_id", "details"]
+
+    @extend_schema_field(AuditActorSerializer(allow_null=True))
+    def get_actor(self, event: AuditEvent) -> dict | None:
+        if event.actor_id is None:
+            return None
+        return {"id": event.actor_id, "username": event.actor_username}
+
+    @extend_schema_field(AuditTargetSerializer(allow_null=True))
+    def get_target(self, event: AuditEvent) -> dict | None:
+        if not event.target_type:
+            return None
+        return {"type": event.target_type, "id": event.target_id, "label": event.target_label}
+
+
+class AuditEventPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = AuditEventSerializer(many=True)
 
 
 # --- documentation only (the views build these bodies from services) ---------------------

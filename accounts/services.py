@@ -23,7 +23,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import throttles
+from accounts import audit, throttles
 from accounts.api_keys import api_key_generator
 from accounts.links import email_verification_tokens, password_reset_tokens
 from accounts.mail import render_message, send_in_background
@@ -209,21 +209,59 @@ def authenticate_credentials(
     failures_counted = throttles.check_lockout(scope=scope, identifier=subject)
     if user is None:
         check_password(password, _dummy_hash())
-        ok = False
+        ok, reason = False, "unknown_account"
     else:
-        ok = user.check_password(password) and user.is_active
-        if tenant is None and not user.is_staff:
-            ok = False
+        ok = user.check_password(password)
+        reason = "" if ok else "wrong_password"
+        if ok and not user.is_active:
+            ok, reason = False, "inactive"
+        if ok and tenant is None and not user.is_staff:
+            ok, reason = False, "not_staff"
     if not ok:
         user_id = user.pk if user is not None else None
         locked = bool(throttles.record_login_failure(scope=scope, identifier=subject))
         logger.warning("Failed login (tenant=%s, user_id=%s)", scope, user_id)
         if locked:
             logger.warning("Account locked out (tenant=%s, user_id=%s)", scope, user_id)
+        _record_login_failure(
+            user=user,
+            identifier=username_or_email,
+            reason=reason,
+            tenant=tenant,
+            ip=ip,
+            locked=locked,
+        )
         raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
     if failures_counted is not False:  # None: the cache could not tell, clear anyway
         throttles.reset_login_failures(scope=scope, identifier=subject)
+    event = audit.LOGIN if tenant is not None else audit.STAFF_LOGIN
+    audit.record_event(event, actor=user, target=user, ip=ip)
     return user
+
+
+def _record_login_failure(
+    *,
+    user: User | None,
+    identifier: str,
+    reason: str,
+    tenant: Tenant | None,
+    ip: str | None,
+    locked: bool,
+    actor: User | None = None,
+) -> None:
+    """One INSERT: the failed attempt (and the lockout it caused). An identifier naming no
+    account is kept only as a digest: it may be a password typed in the wrong field."""
+    failed = audit.LOGIN_FAILED if tenant is not None else audit.STAFF_LOGIN_FAILED
+    details = {"reason": reason}
+    if user is None:
+        details["identifier_digest"] = audit.identifier_digest(identifier)
+    audit.record_events(
+        [failed, audit.LOCKOUT] if locked else [failed],
+        actor=actor,
+        target=user,
+        details=details,
+        ip=ip,
+    )
 
 
 def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: str) -> dict:
@@ -356,6 +394,7 @@ def logout(*, user: User, access_token, refresh_raw: str | None, tenant: Tenant 
             _blacklist(refresh, user)
             logger.info("Token revoked (tenant=%s, user_id=%s)", label, user.pk)
     logger.info("User %s logged out (tenant=%s, user_id=%s)", user.username, label, user.pk)
+    audit.record_event(audit.TOKENS_REVOKED, actor=user, target=user, details={"by": "logout"})
 
 
 def _move_revocation_mark(user: User) -> None:
@@ -381,8 +420,17 @@ def password_change(
         throttles.check_login_rate(ip=ip)
     failures_counted = throttles.check_lockout(scope=scope, identifier=subject)
     if not user.check_password(old_password):
-        throttles.record_login_failure(scope=scope, identifier=subject)
+        locked = bool(throttles.record_login_failure(scope=scope, identifier=subject))
         logger.warning("Failed password check (tenant=%s, user_id=%s)", scope, user.pk)
+        _record_login_failure(
+            user=user,
+            identifier="",
+            reason="password_change",
+            tenant=tenant,
+            ip=ip,
+            locked=locked,
+            actor=user,
+        )
         raise ValidationError({"old_password": ["The current password is incorrect."]})
     if failures_counted is not False:
         throttles.reset_login_failures(scope=scope, identifier=subject)
@@ -396,6 +444,7 @@ def password_change(
     label = _tenant_label(tenant)
     logger.info("Password changed (tenant=%s, user_id=%s)", label, user.pk)
     logger.info("Tokens revoked by password change (tenant=%s, user_id=%s)", label, user.pk)
+    audit.record_event(audit.PASSWORD_CHANGED, actor=user, target=user, ip=ip)
     return issue_tokens(user, tenant)
 
 
@@ -419,12 +468,15 @@ def user_update(*, user: User, role: str | None = None, is_active: bool | None =
             if [pk for pk in admins if pk != target.pk] == []:
                 raise Conflict(LAST_ADMIN)
         revoke = False
+        events = []
         if role is not None and role != target.role:
+            events.append((audit.ROLE_CHANGED, {"from": target.role, "to": role}))
             target.role = role
             revoke = True
         if is_active is not None and is_active != target.is_active:
             target.is_active = is_active
             revoke = revoke or not is_active
+            events.append((audit.USER_REACTIVATED if is_active else audit.USER_DEACTIVATED, None))
         if revoke:
             _move_revocation_mark(target)
         target.save(update_fields=["role", "is_active", "tokens_valid_after"])
@@ -439,6 +491,8 @@ def user_update(*, user: User, role: str | None = None, is_active: bool | None =
     )
     if revoke:
         logger.info("Tokens revoked by account change (tenant=%s, user_id=%s)", label, target.pk)
+    for event, details in events:  # after the commit: an event is a change that happened
+        audit.record_event(event, target=target, details=details)
     return target
 
 

@@ -25,6 +25,7 @@ urlpatterns = [
     path("users/<int:pk>", views.UserDetailView.as_view(), name="user-detail"),
     path("api-keys", views.ApiKeyListView.as_view(), name="api-key-list"),
     path("api-keys/<int:pk>", views.ApiKeyDetailView.as_view(), name="api-key-detail"),
+    path("audit", views.AuditEventListView.as_view(), name="audit-list"),
     path("platform/auth/login", views.PlatformLoginView.as_view(), name="platform-login"),
     path("platform/auth/refresh", views.PlatformRefreshView.as_view(), name="platform-refresh"),
     path("platform/auth/logout", views.PlatformLogoutView.as_view(), name="platform-logout"),

@@ -10,13 +10,17 @@ from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from accounts import selectors, services
+from accounts import audit, selectors, services
 from accounts.permissions import IsPlatformStaff, IsTenantAdmin
 from accounts.serializers import (
+    AUDIT_PAGE_SIZE,
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeyPageSerializer,
     ApiKeySerializer,
+    AuditEventPageSerializer,
+    AuditEventSerializer,
+    AuditQuerySerializer,
     EmailVerifiedSerializer,
     LinkTokenSerializer,
     LoginSerializer,
@@ -35,6 +39,7 @@ from accounts.serializers import (
     UserSerializer,
     UserUpdateSerializer,
 )
+from config import pagination
 from config.api import NOT_FOUND, PAGE_PARAMETERS
 from config.network import client_ip
 from config.openapi import documented_error
@@ -51,6 +56,10 @@ def _validated(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _validated_query(serializer_class, request) -> dict:
+    return _validated(serializer_class, request.query_params)
 
 
 # --- auth (tenant host) -------------------------------------------------------------------
@@ -360,6 +369,36 @@ class ApiKeyDetailView(ApiView):
             raise NotFound()
         services.api_key_revoke(api_key=api_key)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- audit trail (tenant admins) ---------------------------------------------------------
+class AuditEventListView(ApiView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="audit_list",
+        tags=["audit"],
+        summary="The tenant's security events, newest first, one cursor page at a time",
+        parameters=[AuditQuerySerializer],
+        responses={200: AuditEventPageSerializer},
+    )
+    def get(self, request):
+        params = _validated_query(AuditQuerySerializer, request)
+        page = pagination.paginate(
+            audit.audit_event_list(
+                event=params.get("event"), user=params.get("user"), since=params.get("since")
+            ),
+            ordering=audit.AUDIT_ORDERING,
+            page_size=params.get("page_size", AUDIT_PAGE_SIZE),
+            cursor=params.get("cursor") or None,
+        )
+        return Response(
+            {
+                "next": pagination.page_link(request, page.next_cursor),
+                "previous": pagination.page_link(request, page.previous_cursor),
+                "results": AuditEventSerializer(page.items, many=True).data,
+            }
+        )
 
 
 # --- platform -----------------------------------------------------------------------------

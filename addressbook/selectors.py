@@ -12,8 +12,8 @@ from django.db.models import CharField, Count, Expression, F, Func, Q, QuerySet,
 from django.db.models.functions import Lower, StrIndex, Substr, TruncMonth
 from django.http import Http404
 
-from addressbook import pagination
 from addressbook.models import CONTACT_FIELDS, DATETIME_FIELDS, Contact
+from config import pagination
 
 AGE_BANDS = {
     "0-17": Q(age__lte=17),

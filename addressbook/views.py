@@ -10,10 +10,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 
 from accounts.permissions import CONTACT_SCOPES
-from addressbook import exports, pagination, selectors, services
+from addressbook import exports, selectors, services
 from addressbook.serializers import (
     DEFAULT_PAGE_SIZE,
     ContactCursorPageSerializer,
@@ -24,6 +23,7 @@ from addressbook.serializers import (
     ContactStatsSerializer,
     contact_rows,
 )
+from config import pagination
 from config.openapi import documented_error
 from tenants.api import ApiView
 from tenants.context import get_current_tenant
@@ -42,12 +42,6 @@ async def _in_sync_thread(chunks):
     step = sync_to_async(next, thread_sensitive=True)
     while (chunk := await step(chunks, done)) is not done:
         yield chunk
-
-
-def _page_link(request, cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    return replace_query_param(request.build_absolute_uri(), "cursor", cursor)
 
 
 CONTACT_NOT_FOUND = documented_error("`Not found`: no such contact in this tenant.")
@@ -73,8 +67,8 @@ class ContactListCreateView(ApiView):
         )
         return Response(
             {
-                "next": _page_link(request, page.next_cursor),
-                "previous": _page_link(request, page.previous_cursor),
+                "next": pagination.page_link(request, page.next_cursor),
+                "previous": pagination.page_link(request, page.previous_cursor),
                 "results": contact_rows(page.items),
             }
         )

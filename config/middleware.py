@@ -3,7 +3,9 @@
 Request id: every response carries `X-Request-Id`, and log records carry the same id.
 The inbound header is kept when it is well-formed (at most 128 characters of
 `[A-Za-z0-9._-]`), so a proxy's id follows the request through; anything else is replaced
-by a fresh uuid4. The id lives in a ContextVar, set and reset in the same call (asgiref #267).
+by a fresh uuid4. The id lives in a ContextVar, set and reset in the same call (asgiref #267),
+beside the request itself (`get_current_request`, read by the audit trail for the actor and
+the client address of a service call made on behalf of a request).
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 REQUEST_ID_HEADER = "X-Request-Id"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+_current_request: ContextVar[object | None] = ContextVar("current_request", default=None)
 
 
 def get_request_id() -> str | None:
     """The id of the request being served, or None outside a request."""
     return _current_request_id.get()
+
+
+def get_current_request():
+    """The Django request being served, or None outside a request (a command, a task)."""
+    return _current_request.get()
 
 
 def request_id_from(inbound: str | None) -> str:
@@ -89,9 +97,11 @@ class RequestIdMiddleware(HybridMiddleware):
     @contextmanager
     def around(self, request):
         token = _current_request_id.set(request.request_id)
+        request_token = _current_request.set(request)
         try:
             yield
         finally:
+            _current_request.reset(request_token)
             _current_request_id.reset(token)
 
     def after(self, request, response):

@@ -278,6 +278,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "auth", "description": "Signup, login and tokens, on the tenant's host."},
         {"name": "users", "description": "The tenant's users (tenant admins only)."},
         {"name": "api-keys", "description": "Machine clients' keys (tenant admins only)."},
+        {"name": "audit", "description": "The tenant's security events (tenant admins only)."},
         {"name": "address-book", "description": "The tenant's contacts."},
         {"name": "platform", "description": "Tenants, for platform staff, on any host."},
         {"name": "operations", "description": "Health and readiness probes; retired paths."},
@@ -337,6 +338,10 @@ ADMIN_ALLOWED_IPS = env.list("ADMIN_ALLOWED_IPS", default=[])
 # CIDRs allowed to scrape /metrics (empty: any in development, loopback in production).
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_SIZE_BYTES
+
+# --- Audit trail --------------------------------------------------------------------------
+# Days an audit event is kept; `purge_audit_events` deletes older ones.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 
 # --- CORS ---------------------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])

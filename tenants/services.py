@@ -23,6 +23,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts import audit
 from config.errors import ServiceUnavailable
 from tenants.context import use_tenant
 from tenants.db import aliases, servers
@@ -347,6 +348,7 @@ def provision_tenant(
             tenant.provisioned_at = timezone.now()
             tenant.save(update_fields=["status", "last_error", "provisioned_at", "updated_at"])
             logger.info("Tenant %s provisioned", slug)
+            audit.record_event(audit.TENANT_CREATED, target=tenant)
     return tenant
 
 
@@ -457,6 +459,7 @@ def tenant_suspend(tenant: Tenant) -> Tenant:
     tenant.status = Tenant.Status.SUSPENDED
     tenant.save(update_fields=["status", "updated_at"])
     logger.info("Tenant %s suspended", tenant.slug)
+    audit.record_event(audit.TENANT_SUSPENDED, target=tenant)
     return tenant
 
 
@@ -468,6 +471,7 @@ def tenant_activate(tenant: Tenant) -> Tenant:
     tenant.status = Tenant.Status.ACTIVE
     tenant.save(update_fields=["status", "updated_at"])
     logger.info("Tenant %s activated", tenant.slug)
+    audit.record_event(audit.TENANT_ACTIVATED, target=tenant)
     return tenant
 
 
@@ -502,6 +506,7 @@ def tenant_drop(tenant: Tenant) -> Tenant:
     tenant.status = Tenant.Status.DROPPED
     tenant.save(update_fields=["status", "updated_at"])
     logger.warning("Tenant %s dropped its database %s", tenant.slug, tenant.database_name)
+    audit.record_event(audit.TENANT_DROPPED, target=tenant)
     return tenant
 
 

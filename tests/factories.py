@@ -5,7 +5,7 @@ builds data outside a fixture calls them directly."""
 from __future__ import annotations
 
 from accounts import services
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, AuditEvent, User
 from accounts.tokens import issue_tokens
 from addressbook.models import Contact
 from tenants.context import use_tenant
@@ -38,6 +38,13 @@ def create_contact(tenant, name="Someone", **fields) -> Contact:
     """A contact in the tenant's database."""
     with use_tenant(tenant):
         return Contact.objects.create(name=name, **fields)
+
+
+def create_audit_event(tenant, event="login", **fields) -> AuditEvent:
+    """An audit event stored as it is in the tenant's database (the main one with
+    tenant=None), e.g. with a `created_at` in the past."""
+    with use_tenant(tenant):
+        return AuditEvent.objects.create(event=event, **fields)
 
 
 def access_token(user, tenant) -> str:

@@ -3,8 +3,8 @@ showed: the secrets are the passwords given to the password hashers, the secrets
 keys given to their digest, every JWT encoded, every token of an e-mailed link (password
 reset, e-mail verification) and the signing keys; the output is every record emitted by a
 logging handler (any logger, any handler but pytest's own), every WebSocket text frame sent
-by a consumer and every error body (status 400 and above) answered by the HTTP and ASGI
-handlers.
+by a consumer, every error body (status 400 and above) answered by the HTTP and ASGI
+handlers and every audit event written (accounts.audit writes them with `bulk_create`).
 
 `tests/test_secrets_never_leak.py` runs last and asserts that no secret appears in the
 output. Installed by a session fixture in `tests/conftest.py`.
@@ -25,7 +25,7 @@ MIN_SECRET_LENGTH = 8  # shorter test passwords would match ordinary words
 
 @dataclass
 class Exposure:
-    kind: str  # "log", "frame" or "error body"
+    kind: str  # "log", "frame", "error body" or "audit event"
     where: str
     text: str
 
@@ -161,8 +161,21 @@ class LeakCollector:
 
             return method
 
+        def bulk_create(real):
+            def method(self, objs, *args, **kwargs):
+                objs = list(objs)
+                if self.model._meta.label == "accounts.AuditEvent":
+                    for obj in objs:
+                        fields = [f.attname for f in obj._meta.concrete_fields]
+                        text = " ".join(str(getattr(obj, name)) for name in fields)
+                        collector.show("audit event", obj.event, text)
+                return real(self, objs, *args, **kwargs)
+
+            return method
+
         return [
             ("logging.Handler.handle", handler_handle),
+            ("django.db.models.query.QuerySet.bulk_create", bulk_create),
             ("django.contrib.auth.hashers.Argon2PasswordHasher.encode", hasher),
             ("django.contrib.auth.hashers.Argon2PasswordHasher.verify", hasher),
             ("django.contrib.auth.hashers.PBKDF2PasswordHasher.encode", hasher),

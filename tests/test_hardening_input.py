@@ -27,8 +27,8 @@ from rest_framework import serializers
 
 from accounts.models import User
 from accounts.tokens import issue_tokens
-from addressbook.pagination import encode_cursor
 from config import metrics
+from config.pagination import encode_cursor
 from tenants.models import DatabaseServer, Tenant
 from tenants.validators import validate_domain, validate_slug
 from tests.factories import PASSWORD

@@ -26,8 +26,9 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from accounts import audit
 from accounts.links import email_verification_tokens, password_reset_tokens
-from accounts.models import ApiKey, RevokedToken, User
+from accounts.models import ApiKey, AuditEvent, RevokedToken, User
 from accounts.tokens import issue_tokens
 from addressbook.models import Contact
 from config.paths import is_platform_path
@@ -102,6 +103,10 @@ def world(acme, globex, make_user) -> World:
     _contact(acme, SHARED_CONTACT, "acme-contact")
     _contact(globex, SHARED_CONTACT, f"{B_MARK}-shared")
     _contact(globex, B_ONLY_CONTACT, f"{B_MARK}-only")
+    with use_tenant(globex):
+        audit.record_event(
+            audit.ROLE_CHANGED, actor=b_admin, target=audit.Target("user", "1", B_MARK)
+        )
     a_pair, b_pair = _tokens(a_admin, acme), _tokens(b_admin, globex)
     _, a_key = create_api_key(acme, a_admin, name="acme-key", id=SHARED_KEY)
     write = ["contacts:write"]
@@ -141,6 +146,7 @@ def snapshot(tenant) -> dict:
             "outstanding": sorted(OutstandingToken.objects.values_list("jti", flat=True)),
             "blacklisted": sorted(BlacklistedToken.objects.values_list("token_id", flat=True)),
             "api_keys": list(ApiKey.objects.order_by("id").values()),
+            "audit": list(AuditEvent.objects.order_by("id").values()),
         }
 
 
@@ -319,6 +325,19 @@ def own_user_detail(world):
     )
 
 
+def own_audit(world):
+    assert (
+        request(world, "POST", "/api/auth/login", login_body(world), auth={}).status_code
+        == HTTPStatus.OK
+    )
+    for query in ("", "user=gus", f"user={B_MARK}", "event=role_changed"):
+        response = request(world, "GET", "/api/audit", query=query)
+        assert response.status_code == HTTPStatus.OK
+        assert_no_b_data(response)
+    results = request(world, "GET", "/api/audit").json()["results"]
+    assert [(e["event"], e["actor"]["username"]) for e in results] == [("login", "ann")]
+
+
 def own_contact_list(world):
     response = request(world, "GET", "/api/address-book")
     assert [c["name"] for c in response.json()["results"]] == ["acme-contact"]
@@ -412,6 +431,7 @@ TENANT_CASES: dict[str, Case] = {
         own_user_detail,
         pk="user",
     ),
+    "api/audit": Case({"GET": None}, own_audit),
     "api/address-book": Case({"GET": None, "POST": contact_body}, own_contact_list),
     "api/address-book/export": Case({"GET": None}, own_export),
     "api/address-book/stats": Case({"GET": None}, own_stats),

@@ -89,7 +89,7 @@ def test_every_operation_has_tags_and_a_unique_operation_id(schema):
     ids = Counter(operation["operationId"] for _p, _m, operation in _operations(schema))
     assert [op_id for op_id, count in ids.items() if count > 1] == []
     tags = {tag["name"] for tag in schema["tags"]}
-    assert tags == {"auth", "users", "api-keys", "address-book", "platform", "operations"}
+    assert tags == {"auth", "users", "api-keys", "audit", "address-book", "platform", "operations"}
     for path, method, operation in _operations(schema):
         assert operation.get("tags"), (method, path)
         assert set(operation["tags"]) <= tags, (method, path)
@@ -275,6 +275,10 @@ def test_tenant_responses_match_the_schema(schema, acme, make_user, bearer):
     call("get", "/api/users", **headers)
     call("get", "/api/users/{id}", f"/api/users/{admin.pk}", **headers)
     call("patch", "/api/users/{id}", f"/api/users/{admin.pk}", data={"role": "member"}, **headers)
+    trail = call("get", "/api/audit", "/api/audit?page_size=1", **headers)
+    assert trail.json()["results"] and trail.json()["next"]
+    call("get", "/api/audit", "/api/audit?event=nope&since=never", **headers)
+    call("get", "/api/audit", "/api/audit?cursor=nope", **headers)
     created = call(
         "post", "/api/address-book", data={"name": "Ann", "email": None, "age": 30}, **headers
     )

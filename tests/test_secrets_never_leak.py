@@ -1,6 +1,7 @@
-"""No password, token or signing key ever appears in a log line, a WebSocket frame or an
-error body. The collector (tests/leak_collector.py) watches the whole session; this module
-runs last (tests/conftest.py orders it) and reads what every other test produced."""
+"""No password, token or signing key ever appears in a log line, a WebSocket frame, an
+error body or an audit event. The collector (tests/leak_collector.py) watches the whole
+session; this module runs last (tests/conftest.py orders it) and reads what every other
+test produced."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_the_collector_sees_handlers_hashers_tokens_frames_and_error_bodies(acme
     )
     assert response.status_code == HTTPStatus.UNAUTHORIZED
     kinds = {exposure.kind for exposure in collector.output[seen:]}
-    assert {"log", "error body"} <= kinds
+    assert {"log", "error body", "audit event"} <= kinds
     assert {"Leak-Probe-pw-1", "Wrong-Probe-pw-2"} <= collector.secrets
 
 

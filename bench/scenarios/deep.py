@@ -18,7 +18,7 @@ def _deep_cursor(ctx: Context) -> str:
     """The list's own cursor for the contact 90% of the way down the name order."""
     import psycopg
 
-    from addressbook.pagination import FORWARD, encode_cursor
+    from config.pagination import FORWARD, encode_cursor
 
     with psycopg.connect(ctx.database_url(f"{PREFIX}{BIG_SLUG}")) as conn:
         total = conn.execute("SELECT count(*) FROM addressbook_contact").fetchone()[0]
