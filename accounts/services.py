@@ -562,6 +562,7 @@ def password_reset_confirm(*, token: str, new_password: str, tenant: Tenant) -> 
         _move_revocation_mark(user)
         user.save(update_fields=["password", "tokens_valid_after"])
     throttles.reset_login_failures(scope=label, identifier=_lockout_subject(user, ""))
+    audit.record_event(audit.PASSWORD_RESET, actor=user, target=user)
     logger.info("Password reset (tenant=%s, user_id=%s)", label, user.pk)
     logger.info("Tokens revoked by password reset (tenant=%s, user_id=%s)", label, user.pk)
 
@@ -635,6 +636,12 @@ def api_key_create(
         expires_at=expires_at,
         created_by=created_by,
     )
+    audit.record_event(
+        audit.API_KEY_CREATED,
+        actor=created_by,
+        target=audit.Target("api_key", prefix, name),
+        details={"scopes": ",".join(api_key.scopes)},
+    )
     logger.info(
         "API key created (tenant=%s, key_id=%s, user_id=%s, scopes=%s)",
         tenant.slug,
@@ -650,6 +657,9 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     now = timezone.now()
     if ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now):
         api_key.revoked_at = now
+        audit.record_event(
+            audit.API_KEY_REVOKED, target=audit.Target("api_key", api_key.prefix, api_key.name)
+        )
         logger.info("API key revoked (tenant=%s, key_id=%s)", _current_label(), api_key.pk)
     return api_key
 

@@ -29,7 +29,15 @@ from tests.factories import (
     create_audit_event,
     create_staff,
 )
-from tests.helpers import client_for, login, platform_login, run_command, tokens_for
+from tests.helpers import (
+    client_for,
+    link_in,
+    login,
+    platform_login,
+    run_command,
+    sent_mail,
+    tokens_for,
+)
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -295,6 +303,37 @@ def test_an_event_about_an_api_key_is_one_line(acme, boss):
         )
     event = only(acme, audit.API_KEY_CREATED)
     assert (event.target_type, event.target_id, event.target_label) == ("api_key", "tk_ab12", "ci")
+
+
+def test_creating_and_revoking_an_api_key_are_recorded_without_the_secret(acme, boss, as_boss):
+    created = client_for("acme.test").post(
+        "/api/api-keys", {"name": "ci", "scopes": ["contacts:read"]}, format="json", **as_boss
+    )
+    assert created.status_code == HTTPStatus.CREATED
+    prefix, secret = created.json()["key"].split(".")
+    event = only(acme, audit.API_KEY_CREATED)
+    assert (event.actor_id, event.target_type, event.target_id) == (boss.pk, "api_key", prefix)
+    assert event.target_label == "ci"
+
+    key_id = created.json()["id"]
+    revoked = client_for("acme.test").delete(f"/api/api-keys/{key_id}", **as_boss)
+    assert revoked.status_code == HTTPStatus.NO_CONTENT
+    assert only(acme, audit.API_KEY_REVOKED).target_id == prefix
+    with use_tenant(acme):
+        assert secret not in json.dumps(list(AuditEvent.objects.values()), default=str)
+
+
+def test_a_password_reset_is_recorded(acme, boss):
+    client_for("acme.test").post("/api/auth/password-reset", {"email": boss.email}, format="json")
+    token = link_in(sent_mail()[-1].body).group("token")
+    confirmed = client_for("acme.test").post(
+        "/api/auth/password-reset/confirm",
+        {"token": token, "new_password": "N3w-Secure-pass"},
+        format="json",
+    )
+    assert confirmed.status_code == HTTPStatus.OK
+    event = only(acme, audit.PASSWORD_RESET)
+    assert (event.actor_id, event.target_id) == (boss.pk, str(boss.pk))
 
 
 # --- GET /api/audit ------------------------------------------------------------------------
