@@ -335,7 +335,11 @@ def own_audit(world):
         assert response.status_code == HTTPStatus.OK
         assert_no_b_data(response)
     results = request(world, "GET", "/api/audit").json()["results"]
-    assert [(e["event"], e["actor"]["username"]) for e in results] == [("login", "ann")]
+    # Newest first: the login above, then the world's API key, made by ann.
+    assert [(e["event"], e["actor"]["username"]) for e in results] == [
+        ("login", "ann"),
+        ("api_key_created", "ann"),
+    ]
 
 
 def own_contact_list(world):
