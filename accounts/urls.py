@@ -9,6 +9,10 @@ urlpatterns = [
     path("auth/logout", views.LogoutView.as_view(), name="auth-logout"),
     path("auth/me", views.MeView.as_view(), name="auth-me"),
     path("auth/password", views.PasswordChangeView.as_view(), name="auth-password"),
+    path("auth/login/mfa", views.LoginSecondFactorView.as_view(), name="auth-login-mfa"),
+    path("auth/mfa/totp", views.TotpView.as_view(), name="auth-mfa-totp"),
+    path("auth/mfa/totp/confirm", views.TotpConfirmView.as_view(), name="auth-mfa-totp-confirm"),
+    path("auth/mfa/policy", views.MfaPolicyView.as_view(), name="auth-mfa-policy"),
     path("users", views.UserListView.as_view(), name="user-list"),
     path("users/<int:pk>", views.UserDetailView.as_view(), name="user-detail"),
     path("platform/auth/login", views.PlatformLoginView.as_view(), name="platform-login"),
@@ -18,5 +22,16 @@ urlpatterns = [
         "platform/auth/password",
         views.PlatformPasswordChangeView.as_view(),
         name="platform-password",
+    ),
+    path(
+        "platform/auth/login/mfa",
+        views.PlatformLoginSecondFactorView.as_view(),
+        name="platform-login-mfa",
+    ),
+    path("platform/auth/mfa/totp", views.PlatformTotpView.as_view(), name="platform-mfa-totp"),
+    path(
+        "platform/auth/mfa/totp/confirm",
+        views.PlatformTotpConfirmView.as_view(),
+        name="platform-mfa-totp-confirm",
     ),
 ]

@@ -3,23 +3,32 @@ and the platform staff login. Views validate, call a service or selector, serial
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from accounts import selectors, services
+from accounts import mfa, selectors, services
 from accounts.permissions import IsPlatformStaff, IsTenantAdmin
 from accounts.serializers import (
+    EnrolmentTokenPairSerializer,
+    LoginSecondFactorSerializer,
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
+    MfaChallengeSerializer,
+    MfaCodeSerializer,
+    MfaPolicySerializer,
+    MfaPolicyUpdateSerializer,
     PasswordChangeSerializer,
+    RecoveryCodesSerializer,
     RefreshSerializer,
     SignupResultSerializer,
     SignupSerializer,
     TokenPairSerializer,
+    TotpEnrolmentSerializer,
     UserCreateSerializer,
     UserPageSerializer,
     UserSerializer,
@@ -41,6 +50,15 @@ def _validated(serializer_class, data) -> dict:
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+# A password login answers a token pair, a challenge for a second factor, or (a tenant
+# that requires 2FA, a user without it) an enrolment-only pair.
+LOGIN_RESULT = PolymorphicProxySerializer(
+    component_name="LoginResult",
+    serializers=[TokenPairSerializer, MfaChallengeSerializer, EnrolmentTokenPairSerializer],
+    resource_type_field_name=None,
+)
 
 
 # --- auth (tenant host) -------------------------------------------------------------------
@@ -67,7 +85,7 @@ class LoginView(PublicView):
         summary="Log in to the host's tenant",
         request=LoginSerializer,
         responses={
-            200: TokenPairSerializer,
+            200: LOGIN_RESULT,
             401: documented_error(
                 "`Invalid credentials` (unknown user, wrong password, inactive)."
             ),
@@ -239,7 +257,7 @@ class PlatformLoginView(PublicView):
         summary="Log in as platform staff (a staff user of the main database)",
         request=LoginSerializer,
         responses={
-            200: TokenPairSerializer,
+            200: LOGIN_RESULT,
             401: documented_error(
                 "`Invalid credentials` (unknown user, wrong password, not staff)."
             ),
@@ -291,6 +309,183 @@ class PlatformPasswordChangeView(PlatformRealm, PasswordChangeView):
         summary="Change a platform staff password; every earlier token stops working",
         request=PasswordChangeSerializer,
         responses={200: TokenPairSerializer},
+    )
+    def post(self, request):
+        return super().post(request)
+
+
+# --- second factor ------------------------------------------------------------------------
+class BodyOnDeleteSchema(AutoSchema):
+    """Documents the body of a DELETE (drf-spectacular documents bodies of POST, PUT and
+    PATCH only): removing the authenticator takes a code."""
+
+    def _get_request_body(self, direction="request"):
+        if self.method != "DELETE":
+            return super()._get_request_body(direction)
+        self.method = "POST"
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"
+
+
+CODE_REFUSED = documented_error("`code`: `The code is not valid.` (counted like a failed login).")
+TOTP_CONFLICT = documented_error(
+    "`Two-factor authentication is already enabled`, `No two-factor enrolment to confirm` or "
+    "`Two-factor authentication is not enabled`."
+)
+
+
+class TotpView(TenantRealm, ApiView):
+    """The caller's authenticator: enrol (a new secret each time until confirmed), remove."""
+
+    accepts_enrolment_tokens = True  # accounts.authentication: the enrolment-only tokens
+    permission_classes = [IsAuthenticated]
+    schema = BodyOnDeleteSchema()
+
+    @extend_schema(
+        operation_id="auth_mfa_totp_enrol",
+        tags=["auth"],
+        summary="Start two-factor enrolment: a new TOTP secret as an otpauth URI and a QR code",
+        request=None,
+        responses={200: TotpEnrolmentSerializer, 409: TOTP_CONFLICT},
+    )
+    def post(self, request):
+        return Response(mfa.totp_enrol(user=request.user, tenant=self.token_tenant()))
+
+    @extend_schema(
+        operation_id="auth_mfa_totp_remove",
+        tags=["auth"],
+        summary="Remove the authenticator and the recovery codes (takes a current code)",
+        request=MfaCodeSerializer,
+        responses={204: None, 400: CODE_REFUSED, 409: TOTP_CONFLICT},
+    )
+    def delete(self, request):
+        data = _validated(MfaCodeSerializer, request.data)
+        mfa.totp_remove(
+            user=request.user, code=data["code"], tenant=self.token_tenant(), ip=client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TotpConfirmView(TenantRealm, ApiView):
+    accepts_enrolment_tokens = True  # accounts.authentication: the enrolment-only tokens
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_mfa_totp_confirm",
+        tags=["auth"],
+        summary="Confirm enrolment with a first code; answers ten recovery codes, shown once",
+        request=MfaCodeSerializer,
+        responses={200: RecoveryCodesSerializer, 400: CODE_REFUSED, 409: TOTP_CONFLICT},
+    )
+    def post(self, request):
+        data = _validated(MfaCodeSerializer, request.data)
+        codes = mfa.totp_confirm(
+            user=request.user, code=data["code"], tenant=self.token_tenant(), ip=client_ip(request)
+        )
+        return Response({"recovery_codes": codes})
+
+
+class LoginSecondFactorView(TenantRealm, PublicView):
+    @extend_schema(
+        operation_id="auth_login_mfa",
+        tags=["auth"],
+        auth=[],
+        summary="Finish a two-factor login: the mfa_token of the password step and a code",
+        request=LoginSecondFactorSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: documented_error(
+                "`Invalid credentials` (wrong or reused code); `Invalid token` (mfa_token "
+                "forged, expired or used)."
+            ),
+            403: documented_error("`Tenant access denied`: another tenant's mfa_token."),
+        },
+    )
+    def post(self, request):
+        data = _validated(LoginSecondFactorSerializer, request.data)
+        tokens = mfa.login_complete(**data, tenant=self.token_tenant(), ip=client_ip(request))
+        return Response(tokens)
+
+
+class MfaPolicyView(ApiView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="auth_mfa_policy_retrieve",
+        tags=["auth"],
+        summary="Whether the tenant requires two-factor login (tenant admins)",
+        responses={200: MfaPolicySerializer},
+    )
+    def get(self, request):
+        return Response(MfaPolicySerializer(mfa.policy_get()).data)
+
+    @extend_schema(
+        operation_id="auth_mfa_policy_update",
+        tags=["auth"],
+        summary="Require two-factor login of the tenant's users, or stop requiring it",
+        request=MfaPolicyUpdateSerializer,
+        responses={200: MfaPolicySerializer},
+    )
+    def patch(self, request):
+        data = _validated(MfaPolicyUpdateSerializer, request.data)
+        return Response(MfaPolicySerializer(mfa.policy_update(**data)).data)
+
+
+class PlatformTotpView(PlatformRealm, TotpView):
+    permission_classes = [IsPlatformStaff]
+
+    @extend_schema(
+        operation_id="platform_mfa_totp_enrol",
+        tags=["platform"],
+        summary="Start two-factor enrolment of a platform staff account",
+        request=None,
+        responses={200: TotpEnrolmentSerializer, 409: TOTP_CONFLICT},
+    )
+    def post(self, request):
+        return super().post(request)
+
+    @extend_schema(
+        operation_id="platform_mfa_totp_remove",
+        tags=["platform"],
+        summary="Remove a staff account's authenticator (takes a current code)",
+        request=MfaCodeSerializer,
+        responses={204: None, 400: CODE_REFUSED, 409: TOTP_CONFLICT},
+    )
+    def delete(self, request):
+        return super().delete(request)
+
+
+class PlatformTotpConfirmView(PlatformRealm, TotpConfirmView):
+    permission_classes = [IsPlatformStaff]
+
+    @extend_schema(
+        operation_id="platform_mfa_totp_confirm",
+        tags=["platform"],
+        summary="Confirm a staff account's enrolment; answers ten recovery codes, shown once",
+        request=MfaCodeSerializer,
+        responses={200: RecoveryCodesSerializer, 400: CODE_REFUSED, 409: TOTP_CONFLICT},
+    )
+    def post(self, request):
+        return super().post(request)
+
+
+class PlatformLoginSecondFactorView(PlatformRealm, LoginSecondFactorView):
+    @extend_schema(
+        operation_id="platform_login_mfa",
+        tags=["platform"],
+        auth=[],
+        summary="Finish a platform staff two-factor login",
+        request=LoginSecondFactorSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: documented_error(
+                "`Invalid credentials` (wrong or reused code); `Invalid token` (mfa_token "
+                "forged, expired or used)."
+            ),
+            403: documented_error("`Tenant access denied`: a tenant's mfa_token."),
+        },
     )
     def post(self, request):
         return super().post(request)

@@ -228,6 +228,12 @@ SIMPLE_JWT = {
     "LEEWAY": 0,
 }
 
+# Two-factor login (accounts.mfa): how long the `mfa_token` of a password login lives, how
+# many wrong codes one such token takes, and the issuer shown by authenticator apps.
+MFA_TOKEN_TTL = env.int("MFA_TOKEN_TTL", default=300)
+MFA_CODE_ATTEMPTS = env.int("MFA_CODE_ATTEMPTS", default=5)
+MFA_ISSUER = env.str("MFA_ISSUER", default="tenantkit")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.TenantJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

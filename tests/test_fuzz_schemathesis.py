@@ -63,6 +63,8 @@ RULES_BEYOND_THE_SCHEMA = {
     "old_password": ("The current password is incorrect.",),
     # a field named twice in ?ordering=
     "ordering": ("Ordering field ",),
+    # a second-factor code that is not the authenticator's current one
+    "code": ("The code is not valid.",),
 }
 
 

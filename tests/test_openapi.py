@@ -21,8 +21,10 @@ from tests.helpers import client_for
 PUBLIC_OPERATIONS = {
     "auth_signup",
     "auth_login",
+    "auth_login_mfa",
     "auth_refresh",
     "platform_login",
+    "platform_login_mfa",
     "platform_refresh",
     "health",
     "ready",
@@ -107,7 +109,7 @@ def test_authenticated_operations_require_the_bearer_token_and_public_ones_do_no
             assert security == [], (method, path)
             assert (
                 "401" not in operation["responses"]
-                or path.endswith("/login")
+                or path.endswith(("/login", "/login/mfa"))
                 or (path.endswith("/refresh"))
             )
         else:
