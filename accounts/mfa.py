@@ -37,7 +37,7 @@ from accounts.models import MfaPolicy, RecoveryCode, RevokedToken, TotpDevice, U
 from accounts.selectors import user_get
 from accounts.tokens import issue_tokens
 from config.errors import Conflict, TenantAccessDenied
-from tenants.context import slug_of
+from tenants.context import current_tenant_slug, slug_of
 
 if TYPE_CHECKING:
     from tenants.models import Tenant
@@ -112,8 +112,6 @@ def policy_update(*, required: bool | None = None) -> MfaPolicy:
 
 
 def _current() -> str:
-    from tenants.context import current_tenant_slug
-
     return current_tenant_slug("platform")
 
 
@@ -189,6 +187,21 @@ def totp_remove(*, user: User, code: str, tenant: Tenant | None, ip: str | None)
         TotpDevice.objects.filter(user=user).delete()
     logger.info(
         "Two-factor authentication removed (tenant=%s, user_id=%s)", _label(tenant), user.pk
+    )
+
+
+def totp_reset(*, user: User) -> None:
+    """A tenant admin's removal of `user`'s authenticator and recovery codes (a lost
+    phone and lost codes): the user's next login is by password again, or to enrolment
+    only when the tenant requires 2FA. 409 when there is none."""
+    with transaction.atomic(using=router.db_for_write(TotpDevice)):
+        removed, _ = TotpDevice.objects.filter(user=user, confirmed_at__isnull=False).delete()
+        if not removed:
+            raise Conflict(NOT_ENABLED)
+        TotpDevice.objects.filter(user=user).delete()
+        RecoveryCode.objects.filter(user=user).delete()
+    logger.info(
+        "Two-factor authentication reset by an admin (tenant=%s, user_id=%s)", _current(), user.pk
     )
 
 

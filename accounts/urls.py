@@ -15,6 +15,7 @@ urlpatterns = [
     path("auth/mfa/policy", views.MfaPolicyView.as_view(), name="auth-mfa-policy"),
     path("users", views.UserListView.as_view(), name="user-list"),
     path("users/<int:pk>", views.UserDetailView.as_view(), name="user-detail"),
+    path("users/<int:pk>/mfa", views.UserMfaView.as_view(), name="user-mfa"),
     path("platform/auth/login", views.PlatformLoginView.as_view(), name="platform-login"),
     path("platform/auth/refresh", views.PlatformRefreshView.as_view(), name="platform-refresh"),
     path("platform/auth/logout", views.PlatformLogoutView.as_view(), name="platform-logout"),

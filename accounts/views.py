@@ -433,6 +433,23 @@ class MfaPolicyView(ApiView):
         return Response(MfaPolicySerializer(mfa.policy_update(**data)).data)
 
 
+class UserMfaView(ApiView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="users_mfa_reset",
+        tags=["users"],
+        summary="Remove a user's authenticator and recovery codes (a lost device)",
+        responses={204: None, 404: NOT_FOUND, 409: TOTP_CONFLICT},
+    )
+    def delete(self, request, pk: int):
+        user = selectors.user_get(user_id=pk)
+        if user is None:
+            raise NotFound()
+        mfa.totp_reset(user=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class PlatformTotpView(PlatformRealm, TotpView):
     permission_classes = [IsPlatformStaff]
 

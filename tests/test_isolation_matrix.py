@@ -94,7 +94,10 @@ def world(acme, globex, make_user) -> World:
     make_user(acme, "amy", role=User.Role.MEMBER, id=SHARED_USER)
     b_admin = make_user(globex, "gus", role=User.Role.ADMIN, id=8001, email="gus@globex.example")
     enrol_totp(globex, b_admin)  # his password login answers B's mfa_token
-    make_user(globex, "gil", role=User.Role.MEMBER, id=SHARED_USER, email="gil@globex.example")
+    b_member = make_user(
+        globex, "gil", role=User.Role.MEMBER, id=SHARED_USER, email="gil@globex.example"
+    )
+    enrol_totp(globex, b_member)  # what `api/users/<int:pk>/mfa` on A's host must not reset
     make_user(globex, "bob", role=User.Role.MEMBER, id=B_ONLY_USER, email="bob@globex.example")
     _contact(acme, SHARED_CONTACT, "acme-contact")
     _contact(globex, SHARED_CONTACT, f"{B_MARK}-shared")
@@ -363,7 +366,16 @@ def own_mfa_policy(world):
         assert MfaPolicy.objects.get().required
 
 
+def own_user_mfa(world):
+    response = request(world, "DELETE", f"/api/users/{B_ONLY_USER}/mfa")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    # A's amy has no authenticator; B's gil of the same id is not looked at.
+    response = request(world, "DELETE", f"/api/users/{SHARED_USER}/mfa")
+    assert response.status_code == HTTPStatus.CONFLICT
+
+
 TENANT_CASES: dict[str, Case] = {
+    "api/users/<int:pk>/mfa": Case({"DELETE": None}, own_user_mfa, pk="user"),
     "api/auth/login/mfa": Case({"POST": login_mfa_body}, own_login_mfa, public=True),
     "api/auth/mfa/totp": Case({"POST": None, "DELETE": code_body}, own_totp),
     "api/auth/mfa/totp/confirm": Case({"POST": code_body}, own_totp_confirm),

@@ -369,6 +369,21 @@ def test_an_mfa_token_issued_before_removal_is_refused(api, clock):
     assert (response.status_code, response.json()) == (HTTPStatus.UNAUTHORIZED, INVALID_TOKEN)
 
 
+def test_a_tenant_admin_resets_a_users_lost_authenticator(api, acme, ann, make_user, clock):
+    enrol(api, clock)
+    boss = make_user(acme, "boss", role=User.Role.ADMIN)
+    admin = client_for("acme.test")
+    admin.credentials(**bearer_for(boss, acme))
+    assert api.delete(f"/api/users/{ann.pk}/mfa").status_code == HTTPStatus.FORBIDDEN
+    assert admin.delete(f"/api/users/{ann.pk}/mfa").status_code == HTTPStatus.NO_CONTENT
+    assert "token" in login("acme.test", "ann").json()
+    with use_tenant(acme):
+        assert not RecoveryCode.objects.filter(user=ann).exists()
+    again = admin.delete(f"/api/users/{ann.pk}/mfa")
+    assert again.status_code == HTTPStatus.CONFLICT
+    assert admin.delete("/api/users/999999/mfa").status_code == HTTPStatus.NOT_FOUND
+
+
 # --- the tenant's policy ------------------------------------------------------------------
 @pytest.fixture
 def acme_admin(acme, make_user):
