@@ -14,11 +14,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
+from asgiref.sync import sync_to_async
 from django.core import signing
 from django.test import Client
 
 from accounts import mfa
 from accounts.models import MfaPolicy, RecoveryCode, TotpDevice, User
+from accounts.tokens import issue_tokens
 from tenants.context import use_tenant
 from tests.factories import (
     PASSWORD,
@@ -29,7 +31,7 @@ from tests.factories import (
     create_staff,
     enrol_totp,
 )
-from tests.helpers import client_for, login, me
+from tests.helpers import client_for, login, me, open_stream, ws_bearer_header
 from tests.leak_collector import collector
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -433,13 +435,19 @@ def test_a_tenant_requiring_2fa_logs_an_unenrolled_user_in_to_enrolment_only(acm
     assert second_step(token, code_at(secret, clock.now)).status_code == HTTPStatus.OK
 
 
-def test_an_enrolment_only_token_never_opens_the_log_stream(acme, ann):
-    from accounts.authentication import TenantJWTAuthentication
+@pytest.mark.django_db(databases="__all__", transaction=True)
+async def test_an_enrolment_only_token_never_opens_the_log_stream(acme, make_user):
+    def tokens() -> tuple[str, str]:
+        user = make_user(acme, "lena")
+        with use_tenant(acme):
+            restricted = issue_tokens(user, acme, claims={mfa.ENROLMENT_ONLY_CLAIM: True})
+            return restricted["access"], issue_tokens(user, acme)["access"]
 
-    require_2fa(acme)
-    access = login("acme.test", "ann").json()["access"]
-    with use_tenant(acme), pytest.raises(mfa.EnrolmentRequired):
-        TenantJWTAuthentication().authenticate_raw(access)
+    restricted, full = await sync_to_async(tokens)()
+    for access, admitted in ((restricted, False), (full, True)):
+        communicator, connected = await open_stream(headers=ws_bearer_header(access))
+        assert connected is admitted
+        await communicator.disconnect()
 
 
 def test_requiring_2fa_stops_the_refresh_of_unenrolled_users(acme, ann):
