@@ -17,7 +17,7 @@ class AdminLoginForm(AdminAuthenticationForm):
         max_length=MFA_CODE_MAX_LENGTH,
         strip=True,
         help_text="Only for accounts with an authenticator: its code, or a recovery code.",
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}),
     )
 
     def clean(self):
