@@ -11,6 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts import services
 from accounts.api_keys import KEY_START
+from accounts.mfa import ENROLMENT_ONLY_CLAIM, EnrolmentRequired
 from accounts.models import User
 from accounts.selectors import token_is_revoked, user_for_token
 from accounts.tokens import TENANT_CLAIM, issued_before
@@ -41,12 +42,15 @@ class TenantJWTAuthentication(JWTAuthentication):
             raw = None
         if raw is None:
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
-        return self.authenticate_raw(raw)
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        enrolment = getattr(view, "accepts_enrolment_tokens", False)
+        return self.authenticate_raw(raw, accept_enrolment_only=enrolment)
 
-    def authenticate_raw(self, raw: str | bytes):
+    def authenticate_raw(self, raw: str | bytes, *, accept_enrolment_only: bool = False):
         """Validate a raw access token against the current tenant context; returns
         `(user, token)` or raises AuthenticationFailed / TenantAccessDenied. Used by the
-        HTTP API and the WebSocket log stream alike."""
+        HTTP API and the WebSocket log stream alike. An enrolment-only token (accounts.mfa)
+        is refused with 403 unless `accept_enrolment_only` (the enrolment views)."""
         try:
             token = AccessToken(raw)
         except TokenError as exc:
@@ -57,6 +61,8 @@ class TenantJWTAuthentication(JWTAuthentication):
             raise TenantAccessDenied()
         user = self.get_user(token)
         self.check_revocation(user, token)
+        if token.get(ENROLMENT_ONLY_CLAIM) and not accept_enrolment_only:
+            raise EnrolmentRequired()
         return user, token
 
     def get_user(self, token) -> User:

@@ -8,12 +8,16 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ValidationError
 from rest_framework import exceptions
 
-from accounts import services
+from accounts import mfa, services
 from accounts.models import User
 from config.network import client_ip
 from tenants.context import get_current_tenant
 
 THROTTLED_MESSAGE = "Too many login attempts. Try again in %(wait)s seconds."
+SECOND_FACTOR_MESSAGE = (
+    "This account uses two-factor authentication: enter the code of its authenticator app "
+    "or a recovery code."
+)
 
 
 class LoginThrottled(ValidationError):
@@ -22,12 +26,20 @@ class LoginThrottled(ValidationError):
     password was, instead of logging in or failing."""
 
 
+class SecondFactorNeeded(ValidationError):
+    """The password was right and the account has an authenticator: the login form shows
+    this and asks for a code."""
+
+
 class ThrottledModelBackend(ModelBackend):
     """ModelBackend's permissions with the API's password check: username or e-mail,
     throttled per client address, locked out per account; a locked account does not log
     in even with the right password."""
 
-    def authenticate(self, request, username=None, password=None, **kwargs):
+    def authenticate(self, request, username=None, password=None, otp_code=None, **kwargs):
+        """`otp_code`: the second factor of a user with an authenticator (accounts.mfa);
+        without it such a user does not log in (SecondFactorNeeded), with a wrong one
+        neither (a failed login, counted)."""
         if username is None:
             username = kwargs.get(User.USERNAME_FIELD)
         if username is None or password is None:
@@ -39,6 +51,8 @@ class ThrottledModelBackend(ModelBackend):
                 tenant=get_current_tenant(),
                 ip=client_ip(request) if request is not None else None,
             )
+            if not mfa.second_factor_check(user=user, code=otp_code, tenant=get_current_tenant()):
+                raise SecondFactorNeeded(SECOND_FACTOR_MESSAGE, code="mfa_required")
         except exceptions.Throttled as exc:
             wait = int(exc.wait or 1)
             if request is not None:

@@ -134,3 +134,55 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.actor_username or '-'} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class TotpDevice(models.Model):
+    """A user's authenticator (TOTP, RFC 6238). Pending until the first code confirms it;
+    `last_used_step` is the time step of the last code accepted, so no code is accepted
+    twice (RFC 6238, section 5.2)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="totp_device")
+    secret = models.CharField(max_length=64)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_step = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"TOTP of user {self.user_id}"
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code of a user, stored as a keyed hash (HMAC-SHA256 under
+    SECRET_KEY), never as the code."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "code_hash"], name="accounts_recoverycode_user_hash_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"recovery code of user {self.user_id}"
+
+
+class MfaPolicy(models.Model):
+    """The tenant's second-factor policy: one row (pk 1) in the tenant's database. When
+    `required`, a user without an authenticator logs in to enrolment only."""
+
+    required = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "MFA policies"
+
+    def __str__(self) -> str:
+        return "two-factor required" if self.required else "two-factor optional"

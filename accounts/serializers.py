@@ -287,3 +287,58 @@ class ApiKeyPageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = ApiKeySerializer(many=True)
+
+
+# --- second factor ------------------------------------------------------------------------
+# A TOTP code (6 digits) or a recovery code (`xxxxx-xxxxx`); spaces and dashes are ignored.
+MFA_CODE_MAX_LENGTH = 32
+MFA_TOKEN_MAX_LENGTH = 512
+
+
+class MfaCodeSerializer(StrictSerializer):
+    code = serializers.CharField(max_length=MFA_CODE_MAX_LENGTH)
+
+
+class LoginSecondFactorSerializer(StrictSerializer):
+    mfa_token = serializers.CharField(max_length=MFA_TOKEN_MAX_LENGTH)
+    code = serializers.CharField(max_length=MFA_CODE_MAX_LENGTH)
+
+
+class MfaPolicyUpdateSerializer(StrictSerializer):
+    required = serializers.BooleanField(required=False)
+
+
+class MfaPolicySerializer(serializers.Serializer):
+    required = serializers.BooleanField(
+        help_text="Users without an authenticator log in to enrolment only."
+    )
+
+
+class TotpEnrolmentSerializer(serializers.Serializer):
+    otpauth_uri = serializers.CharField(help_text="The `otpauth://totp/...` URI.")
+    qr_svg = serializers.CharField(help_text="The URI as a QR code, an SVG document.")
+
+
+class RecoveryCodesSerializer(serializers.Serializer):
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(),
+        min_length=10,
+        max_length=10,
+        help_text="Ten single-use codes, shown once.",
+    )
+
+
+class EnrolmentTokenPairSerializer(TokenPairSerializer):
+    """A login to a tenant that requires two-factor login, by a user without an
+    authenticator: the tokens reach the enrolment endpoints only."""
+
+    mfa_enrolment_required = serializers.BooleanField()
+
+
+class MfaChallengeSerializer(serializers.Serializer):
+    """A login whose password was right for a user with an authenticator."""
+
+    mfa_required = serializers.BooleanField()
+    mfa_token = serializers.CharField(
+        help_text="For POST /api/auth/login/mfa, with a code; short-lived, single use."
+    )

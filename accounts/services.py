@@ -23,7 +23,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import audit, throttles
+from accounts import audit, mfa, throttles
 from accounts.api_keys import api_key_generator
 from accounts.links import email_verification_tokens, password_reset_tokens
 from accounts.mail import render_message, send_in_background
@@ -265,11 +265,15 @@ def _record_login_failure(
 
 
 def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: str) -> dict:
-    """Check credentials (`authenticate_credentials`) and return a token pair (the login
-    response body)."""
+    """Check credentials (`authenticate_credentials`) and return the login response body:
+    a token pair, or what `accounts.mfa.login_step` answers instead (a second-factor
+    challenge, an enrolment-only pair)."""
     user = authenticate_credentials(
         username_or_email=username_or_email, password=password, tenant=tenant, ip=ip
     )
+    second_step = mfa.login_step(user=user, tenant=tenant)
+    if second_step is not None:  # a code is needed, or enrolment is
+        return second_step
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     tokens = issue_tokens(user, tenant)
     scope = _tenant_label(tenant)
@@ -366,6 +370,7 @@ def tokens_refresh(*, raw: str, tenant: Tenant | None) -> dict:
     refused from now on, a new pair is returned. A token already rotated away, revoked or
     issued before the user's revocation mark: 401."""
     refresh, user = _load_refresh(raw=raw, tenant=tenant)
+    mfa.check_refresh(refresh=refresh, user=user, tenant=tenant)
     with transaction.atomic(using=router.db_for_write(RevokedToken)):
         if not _blacklist(refresh, user):
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)

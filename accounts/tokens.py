@@ -40,9 +40,10 @@ def refresh_token_class(tenant: Tenant | None) -> type[RefreshToken]:
     return RefreshToken if tenant is not None else PlatformRefreshToken
 
 
-def issue_tokens(user: User, tenant: Tenant | None) -> dict:
+def issue_tokens(user: User, tenant: Tenant | None, claims: dict | None = None) -> dict:
     """A fresh access + refresh pair for `user` in `tenant` (None: platform staff), as the
-    login response body: `{token, access, refresh, token_type, expires_in, tenant}`.
+    login response body: `{token, access, refresh, token_type, expires_in, tenant}`;
+    `claims` are added to both tokens.
 
     Refresh tokens are recorded (a tenant's outstanding-token table, the main database's
     deny list) when they are first rotated or revoked (`accounts.services`), not here:
@@ -55,6 +56,8 @@ def issue_tokens(user: User, tenant: Tenant | None) -> dict:
     refresh = super(BlacklistMixin, refresh_token_class(tenant)).for_user(user)
     refresh[TENANT_CLAIM] = slug
     refresh[ISSUED_AT_US_CLAIM] = time.time_ns() // 1000
+    for name, value in (claims or {}).items():
+        refresh[name] = value
     access = refresh.access_token
     access[REFRESH_JTI_CLAIM] = refresh["jti"]
     access_value = str(access)

@@ -4,13 +4,14 @@ serialize."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from accounts import audit, selectors, services
+from accounts import audit, mfa, selectors, services
 from accounts.permissions import IsPlatformStaff, IsTenantAdmin
 from accounts.serializers import (
     AUDIT_PAGE_SIZE,
@@ -22,18 +23,26 @@ from accounts.serializers import (
     AuditEventSerializer,
     AuditQuerySerializer,
     EmailVerifiedSerializer,
+    EnrolmentTokenPairSerializer,
     LinkTokenSerializer,
+    LoginSecondFactorSerializer,
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
     MessageSerializer,
+    MfaChallengeSerializer,
+    MfaCodeSerializer,
+    MfaPolicySerializer,
+    MfaPolicyUpdateSerializer,
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetRequestSerializer,
+    RecoveryCodesSerializer,
     RefreshSerializer,
     SignupResultSerializer,
     SignupSerializer,
     TokenPairSerializer,
+    TotpEnrolmentSerializer,
     UserCreateSerializer,
     UserPageSerializer,
     UserSerializer,
@@ -62,6 +71,15 @@ def _validated_query(serializer_class, request) -> dict:
     return _validated(serializer_class, request.query_params)
 
 
+# A password login answers a token pair, a challenge for a second factor, or (a tenant
+# that requires 2FA, a user without it) an enrolment-only pair.
+LOGIN_RESULT = PolymorphicProxySerializer(
+    component_name="LoginResult",
+    serializers=[TokenPairSerializer, MfaChallengeSerializer, EnrolmentTokenPairSerializer],
+    resource_type_field_name=None,
+)
+
+
 # --- auth (tenant host) -------------------------------------------------------------------
 class SignupView(PublicView):
     @extend_schema(
@@ -86,7 +104,7 @@ class LoginView(PublicView):
         summary="Log in to the host's tenant",
         request=LoginSerializer,
         responses={
-            200: TokenPairSerializer,
+            200: LOGIN_RESULT,
             401: documented_error(
                 "`Invalid credentials` (unknown user, wrong password, inactive)."
             ),
@@ -410,7 +428,7 @@ class PlatformLoginView(PublicView):
         summary="Log in as platform staff (a staff user of the main database)",
         request=LoginSerializer,
         responses={
-            200: TokenPairSerializer,
+            200: LOGIN_RESULT,
             401: documented_error(
                 "`Invalid credentials` (unknown user, wrong password, not staff)."
             ),
@@ -462,6 +480,200 @@ class PlatformPasswordChangeView(PlatformRealm, PasswordChangeView):
         summary="Change a platform staff password; every earlier token stops working",
         request=PasswordChangeSerializer,
         responses={200: TokenPairSerializer},
+    )
+    def post(self, request):
+        return super().post(request)
+
+
+# --- second factor ------------------------------------------------------------------------
+class BodyOnDeleteSchema(AutoSchema):
+    """Documents the body of a DELETE (drf-spectacular documents bodies of POST, PUT and
+    PATCH only): removing the authenticator takes a code."""
+
+    def _get_request_body(self, direction="request"):
+        if self.method != "DELETE":
+            return super()._get_request_body(direction)
+        self.method = "POST"
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"
+
+
+CODE_REFUSED = documented_error("`code`: `The code is not valid.` (counted like a failed login).")
+TOTP_CONFLICT = documented_error(
+    "`Two-factor authentication is already enabled`, `No two-factor enrolment to confirm` or "
+    "`Two-factor authentication is not enabled`."
+)
+
+
+class TotpView(TenantRealm, ApiView):
+    """The caller's authenticator: enrol (a new secret each time until confirmed), remove."""
+
+    accepts_enrolment_tokens = True  # accounts.authentication: the enrolment-only tokens
+    permission_classes = [IsAuthenticated]
+    schema = BodyOnDeleteSchema()
+
+    @extend_schema(
+        operation_id="auth_mfa_totp_enrol",
+        tags=["auth"],
+        summary="Start two-factor enrolment: a new TOTP secret as an otpauth URI and a QR code",
+        request=None,
+        responses={200: TotpEnrolmentSerializer, 409: TOTP_CONFLICT},
+    )
+    def post(self, request):
+        return Response(mfa.totp_enrol(user=request.user, tenant=self.token_tenant()))
+
+    @extend_schema(
+        operation_id="auth_mfa_totp_remove",
+        tags=["auth"],
+        summary="Remove the authenticator and the recovery codes (takes a current code)",
+        request=MfaCodeSerializer,
+        responses={204: None, 400: CODE_REFUSED, 409: TOTP_CONFLICT},
+    )
+    def delete(self, request):
+        data = _validated(MfaCodeSerializer, request.data)
+        mfa.totp_remove(
+            user=request.user, code=data["code"], tenant=self.token_tenant(), ip=client_ip(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TotpConfirmView(TenantRealm, ApiView):
+    accepts_enrolment_tokens = True  # accounts.authentication: the enrolment-only tokens
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="auth_mfa_totp_confirm",
+        tags=["auth"],
+        summary="Confirm enrolment with a first code; answers ten recovery codes, shown once",
+        request=MfaCodeSerializer,
+        responses={200: RecoveryCodesSerializer, 400: CODE_REFUSED, 409: TOTP_CONFLICT},
+    )
+    def post(self, request):
+        data = _validated(MfaCodeSerializer, request.data)
+        codes = mfa.totp_confirm(
+            user=request.user, code=data["code"], tenant=self.token_tenant(), ip=client_ip(request)
+        )
+        return Response({"recovery_codes": codes})
+
+
+class LoginSecondFactorView(TenantRealm, PublicView):
+    @extend_schema(
+        operation_id="auth_login_mfa",
+        tags=["auth"],
+        auth=[],
+        summary="Finish a two-factor login: the mfa_token of the password step and a code",
+        request=LoginSecondFactorSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: documented_error(
+                "`Invalid credentials` (wrong or reused code); `Invalid token` (mfa_token "
+                "forged, expired or used)."
+            ),
+            403: documented_error("`Tenant access denied`: another tenant's mfa_token."),
+        },
+    )
+    def post(self, request):
+        data = _validated(LoginSecondFactorSerializer, request.data)
+        tokens = mfa.login_complete(**data, tenant=self.token_tenant(), ip=client_ip(request))
+        return Response(tokens)
+
+
+class MfaPolicyView(ApiView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="auth_mfa_policy_retrieve",
+        tags=["auth"],
+        summary="Whether the tenant requires two-factor login (tenant admins)",
+        responses={200: MfaPolicySerializer},
+    )
+    def get(self, request):
+        return Response(MfaPolicySerializer(mfa.policy_get()).data)
+
+    @extend_schema(
+        operation_id="auth_mfa_policy_update",
+        tags=["auth"],
+        summary="Require two-factor login of the tenant's users, or stop requiring it",
+        request=MfaPolicyUpdateSerializer,
+        responses={200: MfaPolicySerializer},
+    )
+    def patch(self, request):
+        data = _validated(MfaPolicyUpdateSerializer, request.data)
+        return Response(MfaPolicySerializer(mfa.policy_update(**data)).data)
+
+
+class UserMfaView(ApiView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(
+        operation_id="users_mfa_reset",
+        tags=["users"],
+        summary="Remove a user's authenticator and recovery codes (a lost device)",
+        responses={204: None, 404: NOT_FOUND, 409: TOTP_CONFLICT},
+    )
+    def delete(self, request, pk: int):
+        user = selectors.user_get(user_id=pk)
+        if user is None:
+            raise NotFound()
+        mfa.totp_reset(user=user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PlatformTotpView(PlatformRealm, TotpView):
+    permission_classes = [IsPlatformStaff]
+
+    @extend_schema(
+        operation_id="platform_mfa_totp_enrol",
+        tags=["platform"],
+        summary="Start two-factor enrolment of a platform staff account",
+        request=None,
+        responses={200: TotpEnrolmentSerializer, 409: TOTP_CONFLICT},
+    )
+    def post(self, request):
+        return super().post(request)
+
+    @extend_schema(
+        operation_id="platform_mfa_totp_remove",
+        tags=["platform"],
+        summary="Remove a staff account's authenticator (takes a current code)",
+        request=MfaCodeSerializer,
+        responses={204: None, 400: CODE_REFUSED, 409: TOTP_CONFLICT},
+    )
+    def delete(self, request):
+        return super().delete(request)
+
+
+class PlatformTotpConfirmView(PlatformRealm, TotpConfirmView):
+    permission_classes = [IsPlatformStaff]
+
+    @extend_schema(
+        operation_id="platform_mfa_totp_confirm",
+        tags=["platform"],
+        summary="Confirm a staff account's enrolment; answers ten recovery codes, shown once",
+        request=MfaCodeSerializer,
+        responses={200: RecoveryCodesSerializer, 400: CODE_REFUSED, 409: TOTP_CONFLICT},
+    )
+    def post(self, request):
+        return super().post(request)
+
+
+class PlatformLoginSecondFactorView(PlatformRealm, LoginSecondFactorView):
+    @extend_schema(
+        operation_id="platform_login_mfa",
+        tags=["platform"],
+        auth=[],
+        summary="Finish a platform staff two-factor login",
+        request=LoginSecondFactorSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: documented_error(
+                "`Invalid credentials` (wrong or reused code); `Invalid token` (mfa_token "
+                "forged, expired or used)."
+            ),
+            403: documented_error("`Tenant access denied`: a tenant's mfa_token."),
+        },
     )
     def post(self, request):
         return super().post(request)

@@ -244,6 +244,12 @@ SIMPLE_JWT = {
     "LEEWAY": 0,
 }
 
+# Two-factor login (accounts.mfa): how long the `mfa_token` of a password login lives, how
+# many wrong codes one such token takes, and the issuer shown by authenticator apps.
+MFA_TOKEN_TTL = env.int("MFA_TOKEN_TTL", default=300)
+MFA_CODE_ATTEMPTS = env.int("MFA_CODE_ATTEMPTS", default=5)
+MFA_ISSUER = env.str("MFA_ISSUER", default="tenantkit")
+
 REST_FRAMEWORK = {
     # An API key first: it takes only `X-Api-Key` and `Bearer tk_...`, leaving JWTs alone.
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -86,3 +86,19 @@ def api_key_bearer(key: str) -> dict:
 def api_key_header(key: str) -> dict:
     """Headers for APIClient calls carrying the API key `key` in `X-Api-Key`."""
     return {"HTTP_X_API_KEY": key}
+
+
+# A TOTP secret (base32) for users whose authenticator a test sets up directly.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def enrol_totp(tenant, user, secret: str = TOTP_SECRET) -> str:
+    """Give `user` (in `tenant`; None: the main database) a confirmed authenticator with
+    `secret`; returns the secret."""
+    from django.utils import timezone
+
+    from accounts.models import TotpDevice
+
+    with use_tenant(tenant):
+        TotpDevice.objects.create(user=user, secret=secret, confirmed_at=timezone.now())
+    return secret

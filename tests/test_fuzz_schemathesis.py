@@ -67,6 +67,8 @@ RULES_BEYOND_THE_SCHEMA = {
     "ordering": ("Ordering field ",),
     # an API key's expiry must be in the future (the clock, not the schema)
     "expires_at": ("The expiry must be in the future.",),
+    # a second-factor code that is not the authenticator's current one
+    "code": ("The code is not valid.",),
 }
 
 

@@ -22,19 +22,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+import pyotp
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts import audit
 from accounts.links import email_verification_tokens, password_reset_tokens
-from accounts.models import ApiKey, AuditEvent, RevokedToken, User
+from accounts.models import (
+    ApiKey,
+    AuditEvent,
+    MfaPolicy,
+    RecoveryCode,
+    RevokedToken,
+    TotpDevice,
+    User,
+)
 from accounts.tokens import issue_tokens
 from addressbook.models import Contact
 from config.paths import is_platform_path
 from logstream.routing import websocket_urlpatterns
 from tenants.context import use_tenant
-from tests.factories import PASSWORD, api_key_bearer, api_key_header, create_api_key
+from tests.factories import (
+    PASSWORD,
+    TOTP_SECRET,
+    api_key_bearer,
+    api_key_header,
+    create_api_key,
+    enrol_totp,
+)
 from tests.helpers import client_for, open_stream, sent_mail
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -98,7 +114,11 @@ def world(acme, globex, make_user) -> World:
     a_admin = make_user(acme, "ann", role=User.Role.ADMIN, id=8001)
     make_user(acme, "amy", role=User.Role.MEMBER, id=SHARED_USER)
     b_admin = make_user(globex, "gus", role=User.Role.ADMIN, id=8001, email="gus@globex.example")
-    make_user(globex, "gil", role=User.Role.MEMBER, id=SHARED_USER, email="gil@globex.example")
+    enrol_totp(globex, b_admin)  # his password login answers B's mfa_token
+    b_member = make_user(
+        globex, "gil", role=User.Role.MEMBER, id=SHARED_USER, email="gil@globex.example"
+    )
+    enrol_totp(globex, b_member)  # what `api/users/<int:pk>/mfa` on A's host must not reset
     make_user(globex, "bob", role=User.Role.MEMBER, id=B_ONLY_USER, email="bob@globex.example")
     _contact(acme, SHARED_CONTACT, "acme-contact")
     _contact(globex, SHARED_CONTACT, f"{B_MARK}-shared")
@@ -147,6 +167,9 @@ def snapshot(tenant) -> dict:
             "blacklisted": sorted(BlacklistedToken.objects.values_list("token_id", flat=True)),
             "api_keys": list(ApiKey.objects.order_by("id").values()),
             "audit": list(AuditEvent.objects.order_by("id").values()),
+            "totp": list(TotpDevice.objects.order_by("id").values()),
+            "recovery_codes": list(RecoveryCode.objects.order_by("id").values()),
+            "mfa_policy": list(MfaPolicy.objects.values("id", "required")),
         }
 
 
@@ -410,7 +433,77 @@ def assert_b_key_still_works(world):
     assert response.status_code == HTTPStatus.OK
 
 
+def code_body(world):
+    return {"code": "000000"}
+
+
+def login_mfa_body(world):
+    return {"mfa_token": "not-a-token", "code": "000000"}
+
+
+def b_mfa_token() -> str:
+    """The mfa_token of a password login of B's gus (enrolled): no write in B."""
+    response = client_for("globex.test").post(
+        "/api/auth/login", {"username_or_email": "gus", "password": PASSWORD}, format="json"
+    )
+    return response.json()["mfa_token"]
+
+
+def own_login_mfa(world):
+    token = b_mfa_token()
+    code = pyotp.TOTP(TOTP_SECRET).now()
+    response = request(
+        world, "POST", "/api/auth/login/mfa", {"mfa_token": token, "code": code}, auth={}
+    )
+    assert (response.status_code, response.json()) == (HTTPStatus.FORBIDDEN, DENIED)
+
+    def b_token_still_works(world):
+        response = client_for("globex.test").post(
+            "/api/auth/login/mfa", {"mfa_token": token, "code": code}, format="json"
+        )
+        assert response.status_code == HTTPStatus.OK
+
+    return b_token_still_works
+
+
+def own_totp(world):
+    response = request(world, "POST", "/api/auth/mfa/totp")
+    assert response.status_code == HTTPStatus.OK
+    with use_tenant(world.a):
+        assert TotpDevice.objects.filter(user=world.a_admin).exists()
+    # Gus (B, the same id as ann) has no authenticator to remove on A's host.
+    response = request(world, "DELETE", "/api/auth/mfa/totp", {"code": "000000"})
+    assert response.status_code == HTTPStatus.CONFLICT
+
+
+def own_totp_confirm(world):
+    response = request(world, "POST", "/api/auth/mfa/totp/confirm", {"code": "000000"})
+    assert response.status_code == HTTPStatus.CONFLICT  # nothing pending in A
+
+
+def own_mfa_policy(world):
+    response = request(world, "PATCH", "/api/auth/mfa/policy", {"required": True})
+    assert response.json() == {"required": True}
+    with use_tenant(world.a):
+        assert MfaPolicy.objects.get().required
+
+
+def own_user_mfa(world):
+    response = request(world, "DELETE", f"/api/users/{B_ONLY_USER}/mfa")
+    assert response.status_code == HTTPStatus.NOT_FOUND
+    # A's amy has no authenticator; B's gil of the same id is not looked at.
+    response = request(world, "DELETE", f"/api/users/{SHARED_USER}/mfa")
+    assert response.status_code == HTTPStatus.CONFLICT
+
+
 TENANT_CASES: dict[str, Case] = {
+    "api/users/<int:pk>/mfa": Case({"DELETE": None}, own_user_mfa, pk="user"),
+    "api/auth/login/mfa": Case({"POST": login_mfa_body}, own_login_mfa, public=True),
+    "api/auth/mfa/totp": Case({"POST": None, "DELETE": code_body}, own_totp),
+    "api/auth/mfa/totp/confirm": Case({"POST": code_body}, own_totp_confirm),
+    "api/auth/mfa/policy": Case(
+        {"GET": None, "PATCH": lambda w: {"required": False}}, own_mfa_policy
+    ),
     "api/auth/signup": Case({"POST": signup_body}, own_signup, public=True),
     "api/auth/login": Case({"POST": login_body}, own_login, public=True),
     "api/auth/refresh": Case(
@@ -593,6 +686,21 @@ PLATFORM_CASES: dict[str, PlatformCase] = {
     ),
     "api/platform/tenants/<slug:slug>/health": PlatformCase(
         (("GET", "/api/platform/tenants/globex/health", None),), authenticated=True
+    ),
+    "api/platform/auth/login/mfa": PlatformCase(
+        (("POST", "/api/platform/auth/login/mfa", {"mfa_token": "x", "code": "000000"}),),
+        authenticated=False,
+    ),
+    "api/platform/auth/mfa/totp": PlatformCase(
+        (
+            ("POST", "/api/platform/auth/mfa/totp", None),
+            ("DELETE", "/api/platform/auth/mfa/totp", {"code": "000000"}),
+        ),
+        authenticated=True,
+    ),
+    "api/platform/auth/mfa/totp/confirm": PlatformCase(
+        (("POST", "/api/platform/auth/mfa/totp/confirm", {"code": "000000"}),),
+        authenticated=True,
     ),
     "health": PlatformCase((("GET", "/health", None),), authenticated=False),
     "ready": PlatformCase((("GET", "/ready", None),), authenticated=False),

@@ -22,11 +22,13 @@ from tests.helpers import client_for
 PUBLIC_OPERATIONS = {
     "auth_signup",
     "auth_login",
+    "auth_login_mfa",
     "auth_refresh",
     "auth_password_reset",
     "auth_password_reset_confirm",
     "auth_verify_email_confirm",
     "platform_login",
+    "platform_login_mfa",
     "platform_refresh",
     "health",
     "ready",
@@ -117,7 +119,7 @@ def test_authenticated_operations_require_the_bearer_token_and_public_ones_do_no
             assert security == [], (method, path)
             assert (
                 "401" not in operation["responses"]
-                or path.endswith("/login")
+                or path.endswith(("/login", "/login/mfa"))
                 or (path.endswith("/refresh"))
                 or path.endswith("/confirm")  # an e-mailed link's token: `Invalid token`
             )
