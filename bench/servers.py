@@ -203,8 +203,9 @@ def _as_owner(argv: list[str], owner: str | None) -> list[str]:
 class PgServer:
     """`with PgServer() as pg:` a running cluster on `pg.url`; removed on exit."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, settings: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
+        self.settings = SETTINGS if settings is None else settings
         self.bin = binaries()
         self.owner = "postgres" if os.geteuid() == 0 else None
         self.root = Path(tempfile.mkdtemp(prefix="tk-bench-pg-"))
@@ -226,7 +227,7 @@ class PgServer:
             os.chown(self.root, uid.pw_uid, uid.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
         with (self.data / "postgresql.auto.conf").open("a") as conf:
-            for key, value in SETTINGS.items():
+            for key, value in self.settings.items():
                 conf.write(f"{key} = {value}\n")
             conf.write(f"port = {self.port}\n")
             conf.write(f"unix_socket_directories = '{self.root}'\n")
