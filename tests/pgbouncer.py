@@ -279,8 +279,3 @@ def pytest_unconfigure(config):
     if _topology is not None:
         _topology.stop()
         _topology = None
-
-
-def running() -> PoolerTopology | None:
-    """This run's poolers, when `make test-pgbouncer` started them."""
-    return _topology

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
@@ -436,3 +438,41 @@ def test_deploy_check_says_when_the_pooler_cannot_be_read(settings):
     problems = pooler.check_pooler_limits(None, databases=["default"])
     assert [problem.id for problem in problems] == ["tenants.W100"]
     assert "wrong" not in problems[0].msg
+
+
+@needs_component(
+    "envsubst",
+    available=shutil.which("envsubst") is not None,
+    install="apt-get install gettext-base",
+)
+def test_the_images_entrypoint_writes_a_private_auth_file_and_the_configuration(tmp_path):
+    """config/pgbouncer/entrypoint.sh, run with a stand-in for pgbouncer that shows what it
+    was given: the rendered configuration, and an auth file only its owner can read that
+    holds the password from the environment, which pgbouncer's environment no longer has."""
+    stand_in = tmp_path / "pgbouncer"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        'auth=$(sed -n "s/^auth_file = //p" "$1")\n'
+        'stat -c "%a" "$auth"; cat "$auth"; cat "$1"\n'
+        'echo "password in env: ${PGBOUNCER_AUTH_PASSWORD:-none}"\n'
+    )
+    stand_in.chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "TMPDIR": str(tmp_path),
+        "PGBOUNCER_AUTH_USER": "app",
+        "PGBOUNCER_AUTH_PASSWORD": 'pa"ss',
+        "PGBOUNCER_SERVER_HOST": "db",
+        "PGBOUNCER_MAX_USER_CONNECTIONS": "42",
+    }
+    result = subprocess.run(
+        ["sh", str(pgbouncer.CONFIG_DIR / "entrypoint.sh")],
+        env=env, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    mode, auth_line, *ini = result.stdout.splitlines()
+    assert mode == "600"
+    assert auth_line == '"app" "pa""ss"'
+    assert "* = host=db port=5432 timezone=UTC" in ini
+    assert "max_user_connections = 42" in ini
+    assert "pool_mode = transaction" in ini
+    assert ini[-1] == "password in env: none"
