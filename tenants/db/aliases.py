@@ -96,7 +96,8 @@ def database_name_for(slug: str, database_url: str = "") -> str:
 # `.iterator()` would DECLARE one WITH HOLD, lost with the session), no prepared statement
 # (the next transaction's session would lack it: Django's default for psycopg 3, kept here
 # so that an OPTIONS inherited from the main database's URL cannot turn them on).
-# The time zone is a parameter the pooler tracks per client (config/pgbouncer/).
+# The time zone comes from the pooler: its database entry opens sessions in UTC
+# (config/pgbouncer/), and TimeZone is a parameter it tracks per client.
 POOLER_SAFE_OPTIONS = {"prepare_threshold": None}
 
 
