@@ -7,6 +7,21 @@ RUN pip install --no-cache-dir --upgrade pip
 COPY pyproject.toml README.md ./
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
+# PgBouncer in front of PostgreSQL (docker-compose.yml's `pgbouncer` service builds this
+# stage): Debian's package, as CI runs it; entrypoint.sh renders the configuration and the
+# auth file from the environment at start (config/pgbouncer/). The app's stage stays last,
+# so a plain `docker build .` builds the app.
+FROM debian:bookworm-slim AS pgbouncer
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pgbouncer gettext-base \
+    && rm -rf /var/lib/apt/lists/*
+COPY config/pgbouncer/ /etc/pgbouncer/tenantkit/
+USER postgres
+EXPOSE 6432
+HEALTHCHECK --interval=5s --timeout=3s --retries=20 \
+    CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/6432' || exit 1
+ENTRYPOINT ["/etc/pgbouncer/tenantkit/entrypoint.sh"]
+
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

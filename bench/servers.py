@@ -212,6 +212,7 @@ class PgServer:
         self, port: int = 0, settings: dict[str, str] | None = None, *, parent: Path | None = None
     ) -> None:
         self.port = port or free_port()
+        self.settings = SETTINGS if settings is None else settings
         self.bin = binaries()
         self.owner = "postgres" if os.geteuid() == 0 else None
         if parent is not None:

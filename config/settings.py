@@ -140,10 +140,12 @@ DATABASE_ROUTERS = ["tenants.routers.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Tenancy ------------------------------------------------------------------------------
-# Server for tenant databases; empty means the server of DATABASE_URL.
+# Server for tenant databases; empty means the server of DATABASE_URL. Behind a transaction
+# pooler (PgBouncer) this is the pooler's address, and TENANT_DATABASE_ADMIN_URL the same
+# server's direct address, used for what must not go through the pooler: creating, cloning
+# and dropping databases, and the template (docs/architecture.md, "Behind PgBouncer").
+# Empty means the same as TENANT_DATABASE_URL.
 TENANT_DATABASE_URL = env.str("TENANT_DATABASE_URL", default="")
-# The default server's direct URL for creating, cloning and dropping databases, when tenants
-# connect through a pooler; empty means TENANT_DATABASE_URL.
 TENANT_DATABASE_ADMIN_URL = env.str("TENANT_DATABASE_ADMIN_URL", default="")
 TENANT_DB_PREFIX = env.str("TENANT_DB_PREFIX", default="tenant_")
 TENANT_SQLITE_DIR = Path(env.str("TENANT_SQLITE_DIR", default=str(VAR_DIR / "tenants")))
@@ -161,6 +163,12 @@ TRUSTED_PROXY_IPS = env.list("TRUSTED_PROXY_IPS", default=[])
 TENANT_CACHE_TTL = env.float("TENANT_CACHE_TTL", default=5.0)
 # Process-wide bound on open tenant database connections; idle ones beyond it are closed.
 TENANT_MAX_OPEN_CONNECTIONS = env.int("TENANT_MAX_OPEN_CONNECTIONS", default=32)
+# How many processes hold tenant connections to one tenant server: gunicorn's own
+# WEB_CONCURRENCY (workers per replica; the image defaults to 2) times APP_REPLICAS.
+# `check --deploy` compares processes x TENANT_MAX_OPEN_CONNECTIONS with the pooler's
+# max_client_conn (tenants.W101).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
+APP_REPLICAS = env.int("APP_REPLICAS", default=1)
 # Seconds to wait for a tenant database connection (PostgreSQL), and seconds an unreachable
 # tenant database is answered 503 at once before the next attempt.
 TENANT_DB_CONNECT_TIMEOUT = env.int("TENANT_DB_CONNECT_TIMEOUT", default=2)

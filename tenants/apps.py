@@ -18,7 +18,10 @@ class TenantsConfig(AppConfig):
         from config.metrics import register_collector
         from config.views import register_readiness_report
         from tenants import checks, signals  # noqa: F401  (registers checks and receivers)
-        from tenants.db import breaker  # noqa: F401  (closes a circuit when a connection opens)
+        from tenants.db import (
+            breaker,  # noqa: F401  (closes a circuit when a connection opens)
+            pooler,  # noqa: F401  (registers the pooler's deploy check)
+        )
         from tenants.db.connections import install_request_housekeeping
         from tenants.metrics import TenantCollector
 

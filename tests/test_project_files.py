@@ -18,6 +18,12 @@ def compose() -> dict:
     return yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
 
 
+def _is_app(service: dict) -> bool:
+    """A service running the project's image (the Dockerfile's last stage)."""
+    build = service.get("build")
+    return build is not None and (isinstance(build, str) or "target" not in build)
+
+
 def _command_words(service: dict) -> list[str]:
     command = service.get("command", [])
     return command if isinstance(command, list) else command.split()
@@ -43,7 +49,7 @@ def test_compose_services_and_healthchecks():
 
 def test_compose_sets_only_variables_the_settings_read():
     for name, service in compose()["services"].items():
-        if service.get("build") is None:
+        if not _is_app(service):
             continue
         env = service["environment"]
         unknown = set(env) - ENV_VARS
@@ -53,7 +59,7 @@ def test_compose_sets_only_variables_the_settings_read():
 def test_compose_commands_exist_in_the_project():
     commands = get_commands()
     for service in compose()["services"].values():
-        if service.get("build") is None:
+        if not _is_app(service):
             continue
         words = " ".join(_command_words(service)).replace("&&", " ").split()
         for index, word in enumerate(words):
@@ -130,3 +136,53 @@ def test_compose_nginx_and_the_app_share_one_body_limit():
     limit = services["nginx"]["environment"]["MAX_REQUEST_SIZE_BYTES"]
     assert limit == services["api"]["environment"]["MAX_REQUEST_SIZE_BYTES"]
     assert limit == services["logstream"]["environment"]["MAX_REQUEST_SIZE_BYTES"]
+
+
+# --- PgBouncer in front of PostgreSQL -----------------------------------------------------
+def _url(value: str) -> tuple[str, int]:
+    host, port = value.rsplit("@", 1)[1].split("/")[0].split(":")
+    return host, int(port)
+
+
+def test_compose_runs_pgbouncer_from_the_dockerfiles_stage_in_front_of_postgres():
+    services = compose()["services"]
+    pooler = services["pgbouncer"]
+    assert pooler["build"] == {"context": ".", "target": "pgbouncer"}
+    assert re.search(r"^FROM debian:\S+ AS pgbouncer$", (BASE_DIR / "Dockerfile").read_text(), re.M)
+    assert "pgbouncer" in (BASE_DIR / "Dockerfile").read_text().split("AS pgbouncer")[1]
+    env = pooler["environment"]
+    assert (env["PGBOUNCER_SERVER_HOST"], env["PGBOUNCER_SERVER_PORT"]) == ("db", "5432")
+    assert pooler["depends_on"]["db"]["condition"] == "service_healthy"
+    assert services["migrate"]["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
+    # Every variable of the template has a value: the service's or the shipped default.
+    template = (BASE_DIR / "config" / "pgbouncer" / "pgbouncer.ini.template").read_text()
+    defaults = (BASE_DIR / "config" / "pgbouncer" / "defaults.env").read_text()
+    variables = set(re.findall(r"\$\{([A-Z_]+)\}", template))
+    assert variables <= set(env) | set(re.findall(r"^([A-Z_]+)=", defaults, re.M))
+    assert {"PGBOUNCER_AUTH_USER", "PGBOUNCER_AUTH_PASSWORD"} <= set(env)
+
+
+def test_compose_sends_tenant_queries_through_the_pooler_and_ddl_to_postgres():
+    services = compose()["services"]
+    for name in ("migrate", "api", "logstream"):
+        env = services[name]["environment"]
+        assert _url(env["TENANT_DATABASE_URL"]) == ("pgbouncer", 6432), name
+        assert _url(env["TENANT_DATABASE_ADMIN_URL"]) == ("db", 5432), name
+        assert _url(env["DATABASE_URL"]) == ("db", 5432), name  # the main database: direct
+
+
+def test_compose_pooler_limits_hold_the_app_and_postgres():
+    """The sizing rule (README, "Sizing connections") with compose's numbers."""
+    services = compose()["services"]
+    pooler, app = services["pgbouncer"]["environment"], services["api"]["environment"]
+    workers = int(app["WEB_CONCURRENCY"])
+    assert services["api"]["command"][services["api"]["command"].index("--workers") + 1] == str(
+        workers
+    )
+    assert int(app["APP_REPLICAS"]) == services["api"]["deploy"]["replicas"]
+    clients = int(app["APP_REPLICAS"]) * workers * int(app["TENANT_MAX_OPEN_CONNECTIONS"])
+    assert clients + 16 <= int(pooler["PGBOUNCER_MAX_CLIENT_CONN"])  # + the log stream's
+    # PostgreSQL's default max_connections (compose does not change it), 3 reserved.
+    assert "max_connections" not in str(services["db"])
+    direct = clients // int(app["TENANT_MAX_OPEN_CONNECTIONS"]) + 2 + 4  # main db, stream, DDL
+    assert int(pooler["PGBOUNCER_MAX_USER_CONNECTIONS"]) + direct <= 100 - 3

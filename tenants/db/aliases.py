@@ -169,6 +169,17 @@ def database_name_for(
     return str(Path(cfg["NAME"]) / f"{slug}.sqlite3")
 
 
+# A tenant alias on PostgreSQL works through a transaction pooler (PgBouncer's
+# `pool_mode = transaction`): consecutive transactions of one Django connection may run on
+# different server sessions, so it keeps nothing in a session. No server-side cursor (a
+# `.iterator()` would DECLARE one WITH HOLD, lost with the session), no prepared statement
+# (the next transaction's session would lack it: Django's default for psycopg 3, kept here
+# so that an OPTIONS inherited from the main database's URL cannot turn them on).
+# The time zone comes from the pooler: its database entry opens sessions in UTC
+# (config/pgbouncer/), and TimeZone is a parameter it tracks per client.
+POOLER_SAFE_OPTIONS = {"prepare_threshold": None}
+
+
 def tenant_database_settings(tenant: Tenant, *, admin: bool = False) -> dict[str, Any]:
     """The `DATABASES` entry of the tenant's database; with `admin`, reached through its
     server's direct URL (for creating, cloning and dropping it)."""
@@ -184,6 +195,8 @@ def tenant_database_settings(tenant: Tenant, *, admin: bool = False) -> dict[str
     if is_postgresql(cfg):
         # One tenant's unreachable server must not hold a worker for long.
         cfg["OPTIONS"]["connect_timeout"] = settings.TENANT_DB_CONNECT_TIMEOUT
+        cfg["OPTIONS"].update(POOLER_SAFE_OPTIONS)
+        cfg["DISABLE_SERVER_SIDE_CURSORS"] = True
     else:
         cfg["ENGINE"] = TENANT_SQLITE_ENGINE  # opens the file, never creates it
     _refuse_non_test_database(cfg)
@@ -198,6 +211,29 @@ def template_database_settings(server: DatabaseServer | None = None) -> dict[str
     cfg[SERVER_KEY] = server.name if server is not None else DEFAULT_SERVER
     _refuse_non_test_database(cfg)
     return cfg
+
+
+def direct_server_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """`cfg` reaching its server directly, for what must not go through a transaction
+    pooler: creating, cloning and dropping databases, the template. For the default
+    tenant server (TENANT_DATABASE_URL, the pooler) that is TENANT_DATABASE_ADMIN_URL;
+    `cfg` itself when no admin URL is set or `cfg` is on another server."""
+    admin_url = settings.TENANT_DATABASE_ADMIN_URL
+    if not admin_url or not is_postgresql(cfg):
+        return cfg
+    pooled = server_settings()
+    if not is_postgresql(pooled) or not _same_address(cfg, pooled):
+        return cfg
+    parsed = environ.Env.db_url_config(admin_url)
+    direct = copy.deepcopy(cfg)
+    for key in ("USER", "PASSWORD", "HOST", "PORT"):
+        direct[key] = parsed.get(key, "")
+    direct["OPTIONS"] = {**cfg.get("OPTIONS", {}), **parsed.get("OPTIONS", {})}
+    return direct
+
+
+def _same_address(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(str(a.get(key) or "") == str(b.get(key) or "") for key in ("HOST", "PORT", "USER"))
 
 
 def _refuse_non_test_database(cfg: dict[str, Any]) -> None:

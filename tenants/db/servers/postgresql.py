@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from tenants.db.aliases import direct_server_settings
 from tenants.db.exceptions import TenantDatabaseError
 from tenants.db.servers.base import BOOKKEEPING_TABLES, quote_name
 
@@ -29,6 +30,10 @@ def _psycopg_params(cfg: dict[str, Any], *, dbname: str) -> dict[str, Any]:
 
 
 def _admin_connection(cfg: dict[str, Any]) -> psycopg.Connection:
+    """An autocommit connection to the `postgres` database of `cfg`'s server, directly
+    (TENANT_DATABASE_ADMIN_URL when `cfg` is behind the pooler): CREATE and DROP DATABASE
+    run there, never through a transaction pooler."""
+    cfg = direct_server_settings(cfg)
     try:
         return psycopg.connect(**_psycopg_params(cfg, dbname="postgres"))
     except psycopg.OperationalError as exc:
@@ -92,7 +97,7 @@ def drop_database(cfg: dict[str, Any]) -> None:
 
 def database_has_data(cfg: dict[str, Any]) -> bool:
     try:
-        conn = psycopg.connect(**_psycopg_params(cfg, dbname=cfg["NAME"]))
+        conn = psycopg.connect(**_psycopg_params(direct_server_settings(cfg), dbname=cfg["NAME"]))
     except psycopg.OperationalError:
         return True
     with conn:
