@@ -57,11 +57,12 @@ def tenant_database_failed(exc: BaseException) -> bool:
 
 def _check_server_of(tenant) -> None:
     """Probe the server of `tenant` after its connection failed: a server that does not
-    answer opens the circuit of all its tenants (tenants.db.breaker)."""
+    answer opens the circuit of all its tenants (tenants.db.breaker). The probe goes to the
+    server's direct URL: a pooler in front of it accepts connections by itself."""
     if tenant.server_name is None:  # its own URL: its own circuit is enough
         return
     try:
-        cfg = settings_of_server(tenant.server if tenant.server_id else None)
+        cfg = settings_of_server(tenant.server if tenant.server_id else None, admin=True)
     except TenantDatabaseError:
         cfg = None
     check_server_after_failure(tenant.server_name, cfg)

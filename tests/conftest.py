@@ -36,11 +36,13 @@ from tenants.db.servers import postgresql
 from tenants.models import DatabaseServer, Tenant
 from tenants.resolution import resolver
 from tenants.services import database_server_add, provision_tenant
+from tests import pgbouncer as pgbouncer_plugin
 from tests.factories import bearer_for, create_contact, create_staff, create_user
 from tests.helpers import (
     POSTGRES,
     SECOND_CLUSTER_SETTINGS,
     SECOND_SERVER,
+    SECOND_SERVER_ADMIN_URL_ENV,
     SECOND_SERVER_URL_ENV,
     SecondServer,
     client_for,
@@ -137,7 +139,16 @@ def second_database_server() -> SecondServer:
     """A second tenant database server for the session, its URL in SECOND_SERVER_URL_ENV:
     on PostgreSQL a cluster of the machine's binaries on a free port, its files under
     var/test-pg/ (stopped and removed at the end); on SQLite a second directory."""
-    if POSTGRES:
+    if POSTGRES and os.environ.get(pgbouncer_plugin.SECOND_SERVER_URL):
+        # make test-pgbouncer: the plugin's second cluster, reached through its own pooler,
+        # with its direct URL for DDL.
+        server = SecondServer(
+            url=f"{os.environ[pgbouncer_plugin.SECOND_SERVER_URL]}/postgres",
+            cluster=pgbouncer_plugin._topology.second_server,
+            admin_url=f"{os.environ[pgbouncer_plugin.SECOND_SERVER_ADMIN_URL]}/postgres",
+            owned=False,
+        )
+    elif POSTGRES:
         tag = settings.TEST_RUN_TAG or "default"
         cluster = PgServer(
             parent=settings.VAR_DIR / "test-pg" / tag, settings=SECOND_CLUSTER_SETTINGS
@@ -148,18 +159,26 @@ def second_database_server() -> SecondServer:
         shutil.rmtree(directory, ignore_errors=True)
         server = SecondServer(url=f"sqlite:///{directory.absolute()}", directory=directory)
     os.environ[SECOND_SERVER_URL_ENV] = server.url
+    if server.admin_url:
+        os.environ[SECOND_SERVER_ADMIN_URL_ENV] = server.admin_url
     try:
         yield server
     finally:
         os.environ.pop(SECOND_SERVER_URL_ENV, None)
-        server.remove()
+        os.environ.pop(SECOND_SERVER_ADMIN_URL_ENV, None)
+        if server.owned:
+            server.remove()
 
 
 @pytest.fixture
 def second_server(tenant_databases, second_database_server) -> DatabaseServer:
     """The second server, registered (`add_database_server second --url-env ...`)."""
     existing = DatabaseServer.objects.filter(name=SECOND_SERVER).first()
-    return existing or database_server_add(name=SECOND_SERVER, url_env=SECOND_SERVER_URL_ENV)
+    return existing or database_server_add(
+        name=SECOND_SERVER,
+        url_env=SECOND_SERVER_URL_ENV,
+        admin_url_env=SECOND_SERVER_ADMIN_URL_ENV if second_database_server.admin_url else "",
+    )
 
 
 @pytest.fixture(autouse=True)

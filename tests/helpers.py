@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -183,9 +184,24 @@ def database_unreachable(tenant):
     return alias_points_at(tenant, NAME="/nonexistent-tenantkit-dir/tenant.sqlite3")
 
 
+def status_once_recovered(send, seconds: float = 3.0) -> int:
+    """The status of `send()` once it answers 200, or its last status after `seconds`.
+    Direct, a recovered tenant database is served at the next request after the retry
+    interval; behind PgBouncer the pooler also refuses new clients of a database whose
+    login failed until one of them makes it try again (server_login_retry), so it is
+    served a request or two later."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status = send().status_code
+        if status == HTTPStatus.OK or time.monotonic() > deadline:
+            return status
+        time.sleep(0.3)
+
+
 # --- a second tenant database server -----------------------------------------------------
 SECOND_SERVER = "second"
 SECOND_SERVER_URL_ENV = "TENANTKIT_TEST_SECOND_SERVER_URL"
+SECOND_SERVER_ADMIN_URL_ENV = "TENANTKIT_TEST_SECOND_SERVER_ADMIN_URL"
 # A small, fast cluster: a throw-away server of a test session.
 SECOND_CLUSTER_SETTINGS = {
     "max_connections": "50",
@@ -206,6 +222,8 @@ class SecondServer:
     url: str
     cluster: object | None = None
     directory: Path | None = None
+    admin_url: str = ""  # its direct URL, when `url` is a pooler's
+    owned: bool = True  # started by the fixture, removed at the end
 
     @contextmanager
     def unreachable(self) -> Iterator[None]:

@@ -33,6 +33,7 @@ from tests.helpers import (
     alias_points_at,
     client_for,
     database_unreachable,
+    status_once_recovered,
 )
 
 pytestmark = [
@@ -232,15 +233,7 @@ def test_closed_database_loses_open_sessions_then_recovers(downco, acme_auth, se
     assert (refused.status_code, refused.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
     assert other.status_code == HTTPStatus.OK
     assert ready["tenants"]["unavailable"] == 1
-    # Direct, the next request after the retry interval is served. Behind PgBouncer the
-    # pooler also refuses new clients of a database whose login failed until one of them
-    # makes it try again (server_login_retry): served a request or two later.
-    deadline = time.monotonic() + 3
-    while True:
-        time.sleep(0.3)
-        status = contacts("downco.test", auth).status_code
-        if status == HTTPStatus.OK or time.monotonic() > deadline:
-            break
+    status = status_once_recovered(lambda: contacts("downco.test", auth))
     assert status == HTTPStatus.OK
 
 
