@@ -73,9 +73,11 @@ _PATTERNS = (
         re.compile(rf"(?i)(?<![A-Za-z0-9_])({_KEYS})=([^&\s\"',;]+)"),
         lambda m: f"{m.group(1)}={REDACTED}",
     ),
-    # "key": "value" / 'key': 'value' (JSON bodies, dict reprs).
+    # "key": "value" / 'key': 'value' (JSON bodies, dict reprs). A backslash is taken only
+    # as the start of an escape, never as a plain character too: with both, a run of
+    # backslashes that no quote closes is matched in exponentially many ways.
     (
-        re.compile(rf"""(?i)(["']({_KEYS})["']\s*:\s*)(["'])(?:\\.|(?!\3).)*\3"""),
+        re.compile(rf"""(?i)(["']({_KEYS})["']\s*:\s*)(["'])(?:\\.|(?!\3)[^\\])*\3"""),
         lambda m: f"{m.group(1)}{m.group(3)}{REDACTED}{m.group(3)}",
     ),
 )

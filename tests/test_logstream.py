@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import re
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -579,3 +581,18 @@ def test_timestamps_match_datetime_rounding(created):
     moment = datetime.fromtimestamp(created, tz=UTC)
     expected = moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
     assert format_timestamp(created) == expected
+
+
+def test_redaction_takes_linear_time_on_an_unclosed_run_of_backslashes():
+    """A path like /"token":"\\\\\\... (no closing quote) once held a worker for minutes: the
+    JSON-value pattern could take each backslash two ways. Run in a child process, so a
+    return of the exponential match fails the test instead of hanging the suite."""
+    code = (
+        "from logstream.redaction import redact_secrets;"
+        "redact_secrets('Not Found: /\"token\":\"' + chr(92) * 201);"
+        "print('hunter2' not in redact_secrets('{\"password\": \"hunter2\"}'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "True", done.stderr
