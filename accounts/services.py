@@ -715,11 +715,19 @@ def api_key_authenticate(*, raw: str, tenant: Tenant | None, ip: str) -> ApiKey:
         reason = "expired"
     elif not api_key.created_by.is_active:
         reason = "creator inactive"
+    elif _created_before(api_key.created_at, api_key.created_by.tokens_valid_after):
+        # The creator's credentials were revoked since (password changed or reset, role
+        # changed, deactivated): an account's recovery ends the keys made before it.
+        reason = "creator's credentials revoked"
     if reason is not None:
         _api_key_refused(reason, ip=ip, key_id=api_key.pk, counted=False)
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
     _api_key_touch(api_key, now)
     return api_key
+
+
+def _created_before(created_at: datetime, mark: datetime | None) -> bool:
+    return mark is not None and created_at <= mark
 
 
 def _api_key_touch(api_key: ApiKey, now: datetime) -> None:

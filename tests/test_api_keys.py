@@ -331,12 +331,12 @@ def test_an_expired_key_is_401_invalid_token(acme, acme_api, reader, header):
     assert (response.status_code, response.json()) == (HTTPStatus.UNAUTHORIZED, INVALID)
 
 
-def test_a_key_is_refused_while_its_creator_is_inactive_and_works_again_after(
+def test_a_key_is_refused_once_its_creator_is_deactivated_even_after_reactivation(
     acme, acme_api, admin, make_user, reader
 ):
-    """The creator's active flag is read on every request: deactivation (by the API, the
-    admin or anything else) stops the creator's keys at once; reactivation, a deliberate
-    act of an admin, brings them back. Revoke a key to end it for good."""
+    """Deactivation (by the API, the admin or anything else) stops the creator's keys at
+    once, and they stay refused after a reactivation: the account's credentials were
+    revoked. The creator makes new keys."""
     make_user(acme, "other", role=User.Role.ADMIN)
     _, key = reader
     with use_tenant(acme):
@@ -345,16 +345,29 @@ def test_a_key_is_refused_while_its_creator_is_inactive_and_works_again_after(
     assert (response.status_code, response.json()) == (HTTPStatus.UNAUTHORIZED, INVALID)
     with use_tenant(acme):
         services.user_update(user=admin, is_active=True)
-    assert acme_api.get("/api/address-book", **api_key_bearer(key)).status_code == HTTPStatus.OK
+    response = acme_api.get("/api/address-book", **api_key_bearer(key))
+    assert (response.status_code, response.json()) == (HTTPStatus.UNAUTHORIZED, INVALID)
 
 
-def test_a_key_keeps_working_when_its_creator_is_demoted(acme, acme_api, admin, make_user, reader):
-    """A key's powers (the address book) are a member's too: a role change leaves it."""
+@pytest.mark.parametrize("change", ["demotion", "tokens revoked (password change or reset)"])
+def test_an_account_recovery_or_demotion_ends_the_creators_earlier_keys(
+    acme, acme_api, admin, make_user, reader, change
+):
+    """Whoever took over an admin account cannot keep the address book through a key made
+    meanwhile: what revokes the account's tokens (a password change or reset, a role
+    change) refuses its earlier keys too. Keys made afterwards work."""
     make_user(acme, "other", role=User.Role.ADMIN)
     _, key = reader
     with use_tenant(acme):
-        services.user_update(user=admin, role=User.Role.MEMBER)
-    assert acme_api.get("/api/address-book", **api_key_bearer(key)).status_code == HTTPStatus.OK
+        if change == "demotion":
+            services.user_update(user=admin, role=User.Role.MEMBER)
+        else:
+            admin.tokens_valid_after = timezone.now()
+            admin.save(update_fields=["tokens_valid_after"])
+    response = acme_api.get("/api/address-book", **api_key_bearer(key))
+    assert (response.status_code, response.json()) == (HTTPStatus.UNAUTHORIZED, INVALID)
+    _, fresh = create_api_key(acme, User.objects.using(acme.alias).get(pk=admin.pk))
+    assert acme_api.get("/api/address-book", **api_key_bearer(fresh)).status_code == HTTPStatus.OK
 
 
 def test_a_key_of_a_suspended_tenant_is_403_tenant_suspended(acme, acme_api, reader):

@@ -589,7 +589,7 @@ def test_redaction_takes_linear_time_on_an_unclosed_run_of_backslashes():
     return of the exponential match fails the test instead of hanging the suite."""
     code = (
         "from logstream.redaction import redact_secrets;"
-        "redact_secrets('Not Found: /\"token\":\"' + chr(92) * 201);"
+        'redact_secrets(\'Not Found: /"token":"\' + chr(92) * 201);'
         "print('hunter2' not in redact_secrets('{\"password\": \"hunter2\"}'))"
     )
     done = subprocess.run(
