@@ -675,7 +675,7 @@ def _api_key_refused(reason: str, *, ip: str, key_id: int | None = None, counted
     label = _current_label()
     logger.warning("API key refused (tenant=%s, key_id=%s, reason=%s)", label, key_id, reason)
     if counted and throttles.record_login_failure(
-        scope=API_KEY_THROTTLE_SCOPE, identifier=f"ip:{ip}"
+        scope=f"{API_KEY_THROTTLE_SCOPE}:{label}", identifier=f"ip:{ip}"
     ):
         logger.warning("API key attempts locked out for a client address (tenant=%s)", label)
 
@@ -690,7 +690,11 @@ def api_key_authenticate(*, raw: str, tenant: Tenant | None, ip: str) -> ApiKey:
     Malformed, other-tenant, unknown and wrong keys count towards the address's lockout
     (LOGIN_LOCKOUT_THRESHOLD failures in LOGIN_LOCKOUT_WINDOW); a genuine key that is
     revoked, expired or orphaned does not: it is no guess."""
-    throttles.check_lockout(scope=API_KEY_THROTTLE_SCOPE, identifier=f"ip:{ip}")
+    # Counted per tenant: one tenant's junk keys never lock out another's from a shared
+    # address (a NAT, an office).
+    throttles.check_lockout(
+        scope=f"{API_KEY_THROTTLE_SCOPE}:{_current_label()}", identifier=f"ip:{ip}"
+    )
     parsed = api_key_generator.parse(raw)
     if parsed is None:
         _api_key_refused("malformed", ip=ip, counted=True)

@@ -131,7 +131,9 @@ def check_email_link_rate(*, ip: str | None, address: str, scope: str) -> None:
                 raise Throttled(wait=wait)
         per_address = settings.EMAIL_LINK_ADDRESS_LIMIT_PER_HOUR
         if per_address > 0:
-            digest = hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
+            # casefold, not lower: the database compares addresses case-insensitively with
+            # Unicode's folding (a long s is an s), so one mailbox is one counter.
+            digest = hashlib.sha256(address.strip().casefold().encode()).hexdigest()[:32]
             key = f"accounts:link-address:{scope}:{digest}"
             count, wait = count_hit(key, window=LINK_ADDRESS_WINDOW)
             if count > per_address:

@@ -510,6 +510,18 @@ def test_keys_of_another_tenant_count_as_failed_attempts(
     assert locked.status_code == HTTPStatus.TOO_MANY_REQUESTS
 
 
+def test_junk_keys_on_one_tenant_never_lock_out_another_tenants_keys(
+    acme_api, globex, reader, low_lockout
+):
+    """Failed attempts count per tenant and address: a shared address (an office, a NAT)
+    guessing at globex leaves acme's keys working."""
+    _, key = reader
+    globex_api = client_for("globex.test")
+    for _ in range(4):
+        globex_api.get("/api/address-book", **api_key_header("tk_globex_junk.junk"))
+    assert acme_api.get("/api/address-book", **api_key_header(key)).status_code == HTTPStatus.OK
+
+
 def test_a_revoked_key_is_no_guess_and_never_locks_the_address(
     acme, acme_api, reader, writer, low_lockout
 ):

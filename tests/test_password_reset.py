@@ -264,6 +264,15 @@ def test_requests_for_one_address_are_throttled_whether_or_not_it_exists(
     assert len(sent_mail()) == 2
 
 
+def test_one_mailbox_is_one_counter_whatever_its_unicode_case(alice, settings, frozen_rate_clock):
+    """The database finds an address case-insensitively with Unicode's folding (a long s
+    is an s), so its spellings share one counter and cannot mail past the limit."""
+    settings.EMAIL_LINK_ADDRESS_LIMIT_PER_HOUR = 2
+    settings.EMAIL_LINK_RATE_LIMIT_PER_MINUTE = 100
+    spellings = ("sam@acme.example", "SAM@acme.example", "\u017fam@acme.example")
+    assert [ask_reset(address).status_code for address in spellings] == [202, 202, 429]
+
+
 def test_requests_from_one_client_address_are_throttled(alice, settings, frozen_rate_clock):
     settings.EMAIL_LINK_RATE_LIMIT_PER_MINUTE = 2
     answers = [ask_reset(f"n{i}@acme.example") for i in range(3)]
