@@ -4,6 +4,8 @@ Nothing here can add, change or delete an event."""
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import admin
 
 from accounts import audit
@@ -12,12 +14,14 @@ from tenants.db.aliases import register_tenant_database
 from tenants.models import Tenant
 
 DATABASE_PARAMETER = "database"
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # Tenants whose database exists: a dropped tenant's is gone.
 _READABLE = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
 
 
 def _tenant_named(slug: str | None) -> Tenant | None:
-    if not slug:
+    # Only a well-formed slug reaches the query (a NUL byte is a PostgreSQL error).
+    if not slug or not SLUG.fullmatch(slug):
         return None
     return Tenant.objects.filter(slug=slug, status__in=_READABLE).first()
 
@@ -52,7 +56,9 @@ class EventFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         value = self.value()
-        return queryset.filter(event=value) if value else queryset
+        if not value:
+            return queryset
+        return queryset.filter(event=value) if value in audit.EVENTS else queryset.none()
 
 
 @admin.register(AuditEvent)
@@ -74,6 +80,12 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["actor_username", "target_label", "target_id", "request_id"]
     actions = None
     list_per_page = 100
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # Only the filters above and the search: a hand-made `?ip=x` would reach the
+        # database as a malformed address (a 500 on PostgreSQL); any other parameter is
+        # refused (400) before a query.
+        return lookup in (DATABASE_PARAMETER, EventFilter.parameter_name)
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -577,6 +577,22 @@ def test_staff_read_a_chosen_tenants_trail_in_the_admin(superuser_client, acme, 
     assert "acme-marker" not in filtered
 
 
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("event=%00", HTTPStatus.OK),  # no such event: no rows
+        ("database=%00", HTTPStatus.OK),  # no such tenant: the platform's trail
+        ("ip=x", HTTPStatus.BAD_REQUEST),
+        ("database=acme&ip=%00", HTTPStatus.BAD_REQUEST),
+        ("actor_id=abc", HTTPStatus.BAD_REQUEST),
+    ],
+)
+def test_hand_made_admin_filters_never_reach_the_database_as_errors(
+    superuser_client, acme, query, status
+):
+    assert superuser_client.get(f"{ADMIN_LIST}?{query}").status_code == status
+
+
 def test_the_admin_trail_is_read_only(superuser_client, acme):
     event = create_audit_event(None, audit.TENANT_CREATED)
     assert superuser_client.get(f"{ADMIN_LIST}add/").status_code == HTTPStatus.FORBIDDEN
