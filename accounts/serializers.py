@@ -9,8 +9,7 @@ from accounts import audit
 from accounts.links import MAX_LINK_TOKEN_LENGTH
 from accounts.models import ApiKey, AuditEvent, User
 from accounts.validators import MAX_PASSWORD_LENGTH
-from config.api import DocumentedCharField, QuerySerializer, StrictSerializer
-from config.errors import InvalidCursor
+from config.api import CursorPageMixin, DocumentedCharField, QuerySerializer, StrictSerializer
 from tenants.context import current_tenant_slug
 
 # --- input --------------------------------------------------------------------------------
@@ -183,23 +182,11 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
 
 # --- audit trail ------------------------------------------------------------------------
-class AuditQuerySerializer(QuerySerializer):
+class AuditQuerySerializer(CursorPageMixin, QuerySerializer):
+    max_page_size = AUDIT_MAX_PAGE_SIZE
     event = serializers.CharField(required=False, max_length=32)
     user = serializers.CharField(required=False, max_length=USERNAME_MAX_LENGTH)
     since = DocumentedCharField(required=False, max_length=64, schema_format="date-time")
-    cursor = serializers.CharField(
-        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
-    )
-    page_size = serializers.IntegerField(min_value=1, required=False)
-
-    def is_valid(self, *, raise_exception=False):
-        """A cursor is opaque to clients: whatever is wrong with it is `Invalid cursor`."""
-        valid = super().is_valid()
-        if not valid and raise_exception:
-            if "cursor" in self.errors:
-                raise InvalidCursor()
-            raise serializers.ValidationError(self.errors)
-        return valid
 
     def validate_event(self, value: str) -> str:
         if value not in audit.EVENTS:
@@ -211,9 +198,6 @@ class AuditQuerySerializer(QuerySerializer):
     def validate_since(self, value: str):
         """An ISO 8601 instant (UTC when it has no offset), parsed as DRF parses one."""
         return serializers.DateTimeField().to_internal_value(value)
-
-    def validate_page_size(self, value: int) -> int:
-        return min(value, AUDIT_MAX_PAGE_SIZE)
 
 
 class AuditActorSerializer(serializers.Serializer):

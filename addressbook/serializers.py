@@ -11,11 +11,11 @@ from addressbook.models import AGE_MAX, AGE_MIN, CONTACT_FIELDS, ORDERING_FIELDS
 from addressbook.selectors import AGE_BANDS
 from config.api import (
     BoundedPattern,
+    CursorPageMixin,
     DocumentedCharField,
     QuerySerializer,
     RejectUnknownFieldsMixin,
 )
-from config.errors import InvalidCursor
 
 # A tenant claim is checked by the view before any serializer runs (API.md, Conventions);
 # a matching one is accepted and ignored, never reported as an unknown field.
@@ -142,23 +142,8 @@ class ContactFilterSerializer(QuerySerializer):
         return {key: value for key, value in attrs.items() if value != ""}
 
 
-class ContactPageSerializer(ContactFilterSerializer):
-    cursor = serializers.CharField(
-        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
-    )
-    page_size = serializers.IntegerField(min_value=1, required=False)
-
-    def is_valid(self, *, raise_exception=False):
-        """A cursor is opaque to clients: whatever is wrong with it is `Invalid cursor`."""
-        valid = super().is_valid()
-        if not valid and raise_exception:
-            if "cursor" in self.errors:
-                raise InvalidCursor()
-            raise serializers.ValidationError(self.errors)
-        return valid
-
-    def validate_page_size(self, value: int) -> int:
-        return min(value, MAX_PAGE_SIZE)
+class ContactPageSerializer(CursorPageMixin, ContactFilterSerializer):
+    max_page_size = MAX_PAGE_SIZE
 
 
 class ContactExportSerializer(ContactFilterSerializer):

@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 
+from config.errors import InvalidCursor
 from config.openapi import documented_error
 
 # The fields of a tenant claim, which any body or query string may carry (tenants/api.py).
@@ -88,6 +89,29 @@ class StrictSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 class QuerySerializer(LengthFirstMixin, serializers.Serializer):
     """The query parameters of an endpoint: unknown ones are ignored, strings are
     length-checked first."""
+
+
+class CursorPageMixin(serializers.Serializer):
+    """`?cursor=` and `?page_size=` of a cursor-paginated list (config.pagination), the size
+    clamped to `max_page_size`. A cursor is opaque to clients: whatever is wrong with it is
+    `Invalid cursor`."""
+
+    max_page_size = 500
+    cursor = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, trim_whitespace=False
+    )
+    page_size = serializers.IntegerField(min_value=1, required=False)
+
+    def is_valid(self, *, raise_exception=False):
+        valid = super().is_valid()
+        if not valid and raise_exception:
+            if "cursor" in self.errors:
+                raise InvalidCursor()
+            raise serializers.ValidationError(self.errors)
+        return valid
+
+    def validate_page_size(self, value: int) -> int:
+        return min(value, self.max_page_size)
 
 
 class BoundedPattern(RegexValidator):
