@@ -244,6 +244,14 @@ def record_event(
     return record_events([event], actor=actor, target=target, details=details, ip=ip)[0]
 
 
+def record_login(user: User, *, tenant: Tenant | None, ip: str | None, details=None) -> None:
+    """A completed login (tokens issued, or an admin session opened): `login` of a tenant's
+    user, `staff_login` on the platform. A password alone, when a second factor follows,
+    is not one."""
+    event = LOGIN if tenant is not None else STAFF_LOGIN
+    record_event(event, actor=user, target=user, ip=ip, details=details)
+
+
 # --- reads ----------------------------------------------------------------------------------
 AUDIT_ORDERING = ("-created_at", "-id")  # newest first; `id` makes the keyset unique
 _MAX_ID_DIGITS = 18  # below 2**63: a longer number is no row's id

@@ -8,7 +8,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import ValidationError
 from rest_framework import exceptions
 
-from accounts import mfa, services
+from accounts import audit, mfa, services
 from accounts.models import User
 from config.network import client_ip
 from tenants.context import get_current_tenant
@@ -62,7 +62,12 @@ class ThrottledModelBackend(ModelBackend):
             ) from None
         except exceptions.AuthenticationFailed:
             return None
-        return user if self.user_can_authenticate(user) else None
+        if not self.user_can_authenticate(user):
+            return None
+        audit.record_login(
+            user, tenant=get_current_tenant(), ip=client_ip(request) if request else None
+        )
+        return user
 
 
 def admin_login(request, extra_context=None):

@@ -411,6 +411,7 @@ def login_complete(*, mfa_token: str, code: str, tenant: Tenant | None, ip: str 
         raise exceptions.AuthenticationFailed(INVALID_TOKEN)
     _reset_failures(user=user, tenant=tenant)
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    audit.record_login(user, tenant=tenant, ip=ip, details={"second_factor": kind})
     label = _label(tenant)
     if kind == "recovery":
         logger.info(

@@ -234,8 +234,6 @@ def authenticate_credentials(
         raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
     if failures_counted is not False:  # None: the cache could not tell, clear anyway
         throttles.reset_login_failures(scope=scope, identifier=subject)
-    event = audit.LOGIN if tenant is not None else audit.STAFF_LOGIN
-    audit.record_event(event, actor=user, target=user, ip=ip)
     return user
 
 
@@ -276,6 +274,7 @@ def login(*, username_or_email: str, password: str, tenant: Tenant | None, ip: s
         return second_step
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     tokens = issue_tokens(user, tenant)
+    audit.record_login(user, tenant=tenant, ip=ip)
     scope = _tenant_label(tenant)
     logger.info("User %s logged in (tenant=%s, user_id=%s)", user.username, scope, user.pk)
     return tokens

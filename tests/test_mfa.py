@@ -368,6 +368,22 @@ def test_enrolment_and_removal_are_in_the_audit_trail(api, acme, ann, clock):
     ]
 
 
+def test_a_login_is_recorded_once_the_second_factor_completes_it(api, acme, ann, clock):
+    secret, _ = enrol(api, clock)
+
+    def logins() -> list[dict]:
+        with use_tenant(acme):
+            return list(AuditEvent.objects.filter(event="login").values_list("details", flat=True))
+
+    before = logins()
+    token = challenge()
+    assert logins() == before  # a password alone is no login
+    assert second_step(token, code_at(secret, clock.now)).status_code == HTTPStatus.OK
+    after = logins()
+    assert len(after) == len(before) + 1
+    assert {"second_factor": "totp"} in after
+
+
 def test_removal_with_a_recovery_code(api, acme, ann, clock):
     _, codes = enrol(api, clock)
     response = api.delete("/api/auth/mfa/totp", {"code": codes[3]}, format="json")
