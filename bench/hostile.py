@@ -75,8 +75,9 @@ def _text(value: str) -> bytes:
     return json.dumps(value).encode()
 
 
-def values_for(schema: dict) -> Iterator[tuple[str, bytes]]:
-    """(kind, JSON text) of every pathological value for a field of `schema`."""
+def values_for(schema: dict, spec: dict) -> Iterator[tuple[str, bytes]]:
+    """(kind, JSON text) of every pathological value for a field of `schema` (its `$ref`s
+    looked up in `spec`)."""
     if schema.get("maxLength") is not None:
         yield "max_length+1", _text("x" * (schema["maxLength"] + 1))
     if schema.get("maximum") is not None:
@@ -97,7 +98,7 @@ def values_for(schema: dict) -> Iterator[tuple[str, bytes]]:
     yield "exponent_overflow", b"1e999999"
     if schema.get("type") == "array":
         yield "items_100k", b"[" + b",".join([b'"a"'] * MANY_ITEMS) + b"]"
-        items = resolve(schema.get("items", {}), {})
+        items = resolve(schema.get("items", {}), spec)
         for kind, value in values_for_item(items):
             yield f"item_{kind}", b"[" + value + b"]"
 
@@ -175,6 +176,6 @@ def probes(spec: dict, path_value: Callable[[str, str], str]) -> Iterator[Probe]
                 continue
             body_schema = content["application/json"].get("schema", {})
             for keys, field in _fields(body_schema, spec):
-                for kind, value in values_for(field):
+                for kind, value in values_for(field, spec):
                     yield probe("body:" + ".".join(keys), kind, body=_wrap(keys, value))
             yield probe("body", "nested_100k", body=b"[" * BODY_NESTING + b"]" * BODY_NESTING)

@@ -262,7 +262,11 @@ def test_concurrent_requests_for_two_tenants_never_see_each_other(acme, globex):
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)
-def test_connection_cap_closes_least_recently_used_tenant_connections(acme, globex, settings):
+def test_connection_cap_closes_least_recently_used_tenant_connections(
+    acme, globex, settings, monkeypatch
+):
+    # Only this thread's connections: earlier tests' threads (asgiref's executor) may live on.
+    monkeypatch.setattr(tenant_connections, "_open_by_thread", {})
     settings.TENANT_MAX_OPEN_CONNECTIONS = 1
     for tenant in (acme, globex):
         with use_tenant(tenant):
