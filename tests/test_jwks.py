@@ -239,7 +239,7 @@ def test_retiring_a_key_refuses_its_tokens_and_removes_it_from_the_jwks(algorith
     old_kid = current_kid()
     old = tokens_for("acme.test", "ann")
     rotate()
-    output = rotate("--retire", old_kid)
+    output = rotate(f"--retire={old_kid}")
     assert old_kid in output
     assert me("acme.test", old["access"]).json() == INVALID
     refreshed = client_for("acme.test").post(
@@ -271,13 +271,13 @@ def test_a_replaced_key_retires_by_itself_once_its_tokens_have_expired(
 def test_the_current_key_cannot_be_retired(algorithm):
     kid = current_kid()
     with pytest.raises(CommandError, match="current"):
-        rotate("--retire", kid)
+        rotate(f"--retire={kid}")
     assert keys.signing_key().kid == kid
 
 
 def test_retiring_an_unknown_key_fails(algorithm):
     with pytest.raises(CommandError, match="No key"):
-        rotate("--retire", "nope")
+        rotate("--retire=nope")
 
 
 def test_rotation_with_hs256_asks_for_an_algorithm(key_dir):
@@ -430,7 +430,7 @@ async def test_the_log_stream_verifies_key_signed_tokens_by_kid(stream_token):
     assert connected
     await communicator.disconnect()
     await sync_to_async(rotate)()
-    await sync_to_async(rotate)("--retire", header_of(stream_token)["kid"])
+    await sync_to_async(rotate)(f"--retire={header_of(stream_token)['kid']}")
     _communicator, connected = await open_stream(headers=header)
     assert not connected
 
@@ -441,7 +441,7 @@ def test_private_keys_never_reach_a_log_line_or_an_answer(algorithm, ann, key_di
     old_kid = current_kid()
     output = rotate()
     output += rotate("--list")
-    output += rotate("--retire", old_kid)
+    output += rotate(f"--retire={old_kid}")
     pems = [p.read_text() for p in key_dir.glob("*.pem")]
     key = keys.signing_key()
     private_numbers = (

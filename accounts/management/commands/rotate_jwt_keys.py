@@ -25,7 +25,12 @@ class Command(BaseCommand):
             help="Algorithm of the new key (default: JWT_ALGORITHM).",
         )
         action = parser.add_mutually_exclusive_group()
-        action.add_argument("--retire", metavar="KID", help="Retire this previous key now.")
+        action.add_argument(
+            "--retire",
+            metavar="KID",
+            # A kid is base64url and may start with "-": argparse then needs the = form.
+            help="Retire this previous key now (--retire=KID).",
+        )
         action.add_argument(
             "--retire-expired",
             action="store_true",
