@@ -4,24 +4,22 @@ Nothing here can add, change or delete an event."""
 
 from __future__ import annotations
 
-import re
-
 from django.contrib import admin
 
 from accounts import audit
 from accounts.models import AuditEvent
 from tenants.db.aliases import register_tenant_database
 from tenants.models import Tenant
+from tenants.validators import SLUG_PATTERN
 
 DATABASE_PARAMETER = "database"
-SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # Tenants whose database exists: a dropped tenant's is gone.
 _READABLE = (Tenant.Status.ACTIVE, Tenant.Status.SUSPENDED)
 
 
 def _tenant_named(slug: str | None) -> Tenant | None:
     # Only a well-formed slug reaches the query (a NUL byte is a PostgreSQL error).
-    if not slug or not SLUG.fullmatch(slug):
+    if not slug or not SLUG_PATTERN.fullmatch(slug):
         return None
     return Tenant.objects.filter(slug=slug, status__in=_READABLE).first()
 

@@ -411,11 +411,7 @@ class AuditEventListView(ApiView):
             cursor=params.get("cursor") or None,
         )
         return Response(
-            {
-                "next": pagination.page_link(request, page.next_cursor),
-                "previous": pagination.page_link(request, page.previous_cursor),
-                "results": AuditEventSerializer(page.items, many=True).data,
-            }
+            pagination.page_body(request, page, AuditEventSerializer(page.items, many=True).data)
         )
 
 

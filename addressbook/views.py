@@ -65,13 +65,7 @@ class ContactListCreateView(ApiView):
             page_size=params.get("page_size", DEFAULT_PAGE_SIZE),
             cursor=params.get("cursor"),
         )
-        return Response(
-            {
-                "next": pagination.page_link(request, page.next_cursor),
-                "previous": pagination.page_link(request, page.previous_cursor),
-                "results": contact_rows(page.items),
-            }
-        )
+        return Response(pagination.page_body(request, page, contact_rows(page.items)))
 
     @extend_schema(
         operation_id="contacts_create",

@@ -263,3 +263,13 @@ def page_link(request, cursor: str | None) -> str | None:
     if cursor is None:
         return None
     return replace_query_param(request.build_absolute_uri(), "cursor", cursor)
+
+
+def page_body(request, page, results: list) -> dict:
+    """A cursor-paginated answer: `{next, previous, results}` for `page` (what `paginate`
+    returned) with its rows already serialized as `results`."""
+    return {
+        "next": page_link(request, page.next_cursor),
+        "previous": page_link(request, page.previous_cursor),
+        "results": results,
+    }
