@@ -57,6 +57,10 @@ TENANT_SUSPENDED = "tenant_suspended"
 TENANT_ACTIVATED = "tenant_activated"
 TENANT_DROPPED = "tenant_dropped"
 TENANT_MOVED = "tenant_moved"
+TENANT_BACKED_UP = "tenant_backed_up"
+TENANT_RESTORED = "tenant_restored"
+TENANT_EXPORTED = "tenant_exported"
+TENANT_PURGED = "tenant_purged"
 STAFF_LOGIN = "staff_login"
 STAFF_LOGIN_FAILED = "staff_login_failed"
 
@@ -81,6 +85,10 @@ PLATFORM_EVENTS = (
     TENANT_ACTIVATED,
     TENANT_DROPPED,
     TENANT_MOVED,
+    TENANT_BACKED_UP,
+    TENANT_RESTORED,
+    TENANT_EXPORTED,
+    TENANT_PURGED,
     STAFF_LOGIN,
     STAFF_LOGIN_FAILED,
 )

@@ -173,6 +173,13 @@ APP_REPLICAS = env.int("APP_REPLICAS", default=1)
 # tenant database is answered 503 at once before the next attempt.
 TENANT_DB_CONNECT_TIMEOUT = env.int("TENANT_DB_CONNECT_TIMEOUT", default=2)
 TENANT_DB_RETRY_INTERVAL = env.float("TENANT_DB_RETRY_INTERVAL", default=5.0)
+# Tenant lifecycle: where backup_tenant and export_tenant write when no --output is given,
+# and the days a dropped tenant's remains (domains, backups, exports) are kept before
+# purge_tenant may remove them.
+TENANT_ARCHIVE_DIR = Path(env.str("TENANT_ARCHIVE_DIR", default=str(VAR_DIR / "archives")))
+TENANT_PURGE_RETENTION_DAYS = env.int("TENANT_PURGE_RETENTION_DAYS", default=30)
+if TESTING:
+    TENANT_ARCHIVE_DIR = VAR_DIR / "test-archives" / (TEST_RUN_TAG or "default")
 
 # --- Cache, channel layer -----------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

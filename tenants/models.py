@@ -56,6 +56,7 @@ class Tenant(models.Model):
         SUSPENDED = "suspended", "Suspended"
         FAILED = "failed", "Failed"
         DROPPED = "dropped", "Dropped"
+        PURGED = "purged", "Purged (a tombstone: the slug is never reused)"
 
     slug = models.CharField(max_length=63, unique=True, validators=[validate_slug])
     name = models.CharField(max_length=200)
@@ -81,6 +82,12 @@ class Tenant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     provisioned_at = models.DateTimeField(null=True, blank=True)
+    dropped_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its database was dropped (the retention "
+        "period before `purge_tenant` counts from here).",
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -122,3 +129,30 @@ class Domain(models.Model):
     def save(self, *args, **kwargs):
         self.domain = self.domain.strip().lower()
         super().save(*args, **kwargs)
+
+
+class TenantArchive(models.Model):
+    """A file the product wrote about one tenant: a backup (`backup_tenant`) or a portable
+    export (`export_tenant`). The path is on the machine that wrote it; `purge_tenant`
+    deletes every one still there."""
+
+    class Kind(models.TextChoices):
+        BACKUP = "backup", "Backup"
+        EXPORT = "export", "Export"
+
+    tenant = models.ForeignKey(Tenant, related_name="archives", on_delete=models.CASCADE)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    path = models.CharField(max_length=1024)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(
+        max_length=150, blank=True, help_text="The staff user, or empty for a command."
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.tenant.slug} at {self.path}"

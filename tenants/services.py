@@ -504,7 +504,8 @@ def tenant_drop(tenant: Tenant) -> Tenant:
     aliases.unregister_alias(tenant.alias)
     servers.drop_database(cfg)
     tenant.status = Tenant.Status.DROPPED
-    tenant.save(update_fields=["status", "updated_at"])
+    tenant.dropped_at = timezone.now()
+    tenant.save(update_fields=["status", "dropped_at", "updated_at"])
     logger.warning("Tenant %s dropped its database %s", tenant.slug, tenant.database_name)
     audit.record_event(audit.TENANT_DROPPED, target=tenant)
     return tenant
