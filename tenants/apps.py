@@ -3,11 +3,18 @@ from django.apps import AppConfig
 
 def tenants_readiness() -> dict:
     """The tenants' part of /ready. One tenant's database does not make the process unready:
-    it is counted, from recorded failures, without querying any tenant database; /ready has
-    no authentication, so which tenants fail is the platform API's tenant health's."""
-    from tenants.db.breaker import recently_unavailable_tenants
+    it is counted, from recorded failures, without querying any tenant database: the
+    tenants whose own database failed, and every active tenant of a server found down.
+    /ready has no authentication, so which tenants fail is the platform API's tenant
+    health's."""
+    from tenants.db.breaker import recently_unavailable_servers, recently_unavailable_tenants
+    from tenants.selectors import tenants_on_servers
 
-    return {"unavailable": len(recently_unavailable_tenants())}
+    slugs = set(recently_unavailable_tenants())
+    down = recently_unavailable_servers()
+    if down:
+        slugs.update(tenants_on_servers(down))
+    return {"unavailable": len(slugs)}
 
 
 class TenantsConfig(AppConfig):

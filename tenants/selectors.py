@@ -13,7 +13,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import Count, Q
 
 from tenants.db import servers
-from tenants.db.aliases import register_tenant_database, settings_of_server
+from tenants.db.aliases import DEFAULT_SERVER, register_tenant_database, settings_of_server
 from tenants.db.connections import close_connection
 from tenants.db.exceptions import TenantDatabaseError
 from tenants.models import DatabaseServer, Tenant
@@ -32,6 +32,16 @@ def tenant_list(*, slugs: list[str] | None = None, statuses: list[str] | None = 
     if statuses:
         qs = qs.filter(status__in=statuses)
     return qs
+
+
+def tenants_on_servers(names: list[str]) -> list[str]:
+    """Slugs of the active tenants placed on the servers named."""
+    on = Q(server__name__in=names)
+    if DEFAULT_SERVER in names:  # a tenant not placed yet is the default server's
+        on |= Q(server=None, database_url="")
+    return list(
+        Tenant.objects.filter(on, status=Tenant.Status.ACTIVE).values_list("slug", flat=True)
+    )
 
 
 # --- database servers ---------------------------------------------------------------------

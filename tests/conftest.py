@@ -23,6 +23,7 @@ from unittest import mock
 import pytest
 from aiosmtpd.controller import Controller
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client
@@ -359,8 +360,12 @@ def smtp_server(settings):
 @pytest.fixture
 def closed_circuits():
     """No tenant database or database server is marked as failed before or after the test."""
-    breaker._failed_at.clear()
-    breaker._server_failed_at.clear()
+
+    def clear():
+        breaker._failed_at.clear()
+        breaker._server_failed_at.clear()
+        cache.delete_many([breaker.FAILURES_CACHE_KEY, breaker.SERVER_FAILURES_CACHE_KEY])
+
+    clear()
     yield
-    breaker._failed_at.clear()
-    breaker._server_failed_at.clear()
+    clear()

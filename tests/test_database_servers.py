@@ -405,10 +405,16 @@ def test_a_server_going_away_takes_only_its_tenants_and_they_recover(
         assert conn is None or conn.connection is None
         # Tenants of the default server are served.
         assert contacts("acme").status_code == HTTPStatus.OK
+        # /ready counts every active tenant of the server, asked for or not.
+        on_second = Tenant.objects.filter(server__name=SECOND_SERVER, status="active").count()
+        assert on_second >= 2
+        ready = client_for("localhost").get("/ready").json()
+        assert ready["tenants"] == {"unavailable": on_second}
     time.sleep(1.1)
     assert status_once_recovered(lambda: contacts("nearco")) == HTTPStatus.OK
     assert not breaker.server_circuit_open(SECOND_SERVER)
     assert status_once_recovered(lambda: contacts("farco")) == HTTPStatus.OK
+    assert client_for("localhost").get("/ready").json()["tenants"] == {"unavailable": 0}
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)

@@ -31,6 +31,7 @@ from tenants.db.exceptions import TenantDatabaseError
 logger = logging.getLogger(__name__)
 
 FAILURES_CACHE_KEY = "tenants:database-failures"
+SERVER_FAILURES_CACHE_KEY = "tenants:server-failures"
 FAILURES_REPORTED_FOR = 300  # seconds a failure stays listed by /ready unless it recovers
 _failures_lock = threading.Lock()
 _failed_at: dict[str, float] = {}  # alias -> time.monotonic() of the last failure
@@ -123,6 +124,7 @@ def check_server_after_failure(server: str, cfg: dict | None) -> bool:
         _server_failed_at[server] = time.monotonic()
     if first:
         logger.error("Database server %s is unavailable; its tenants answer 503", server)
+        _share(SERVER_FAILURES_CACHE_KEY, server, time.time())
     return True
 
 
@@ -134,46 +136,58 @@ def record_server_recovery(server: str | None) -> None:
         recovered = _server_failed_at.pop(server, None) is not None
     if recovered:
         logger.warning("Database server %s is available again", server)
+        _share(SERVER_FAILURES_CACHE_KEY, server, None)
+
+
+def _recent(local: dict[str, float], key: str) -> set[str]:
+    """Names failed within `FAILURES_REPORTED_FOR` seconds and not recovered since, as seen
+    by this process (`local`, monotonic times) and through the cache (`key`) by others."""
+    now_mono, now = time.monotonic(), time.time()
+    names = {name for name, at in list(local.items()) if now_mono - at < FAILURES_REPORTED_FOR}
+    try:
+        shared = cache_failures(key)
+    except Exception:  # the cache is down: this process's view alone
+        shared = {}
+    names.update(name for name, at in shared.items() if now - at < FAILURES_REPORTED_FOR)
+    return names
 
 
 def recently_unavailable_tenants() -> list[str]:
-    """Slugs of tenants whose database failed within `FAILURES_REPORTED_FOR` seconds and
-    has not answered since, as seen by this process and (through the cache) by others.
-    Reads no tenant database."""
-    now_mono, now = time.monotonic(), time.time()
-    slugs = {
-        slug_for(alias)
-        for alias, at in list(_failed_at.items())
-        if now_mono - at < FAILURES_REPORTED_FOR
-    }
-    try:
-        shared = cache_failures()
-    except Exception:  # the cache is down: this process's view alone
-        shared = {}
-    slugs.update(slug for slug, at in shared.items() if now - at < FAILURES_REPORTED_FOR)
-    return sorted(slugs)
+    """Slugs of tenants whose database failed recently and has not answered since. Reads
+    no tenant database."""
+    return sorted({slug_for(alias) for alias in _recent(_failed_at, FAILURES_CACHE_KEY)})
 
 
-def cache_failures() -> dict[str, float]:
+def recently_unavailable_servers() -> list[str]:
+    """Names of database servers found down recently (their circuit opened) and not
+    answering since: every tenant on one is unavailable, whether or not it was asked for."""
+    return sorted(_recent(_server_failed_at, SERVER_FAILURES_CACHE_KEY))
+
+
+def cache_failures(key: str = FAILURES_CACHE_KEY) -> dict[str, float]:
     from django.core.cache import cache
 
-    return dict(cache.get(FAILURES_CACHE_KEY) or {})
+    return dict(cache.get(key) or {})
 
 
-def _share_failure(slug: str, at: float | None) -> None:
+def _share(key: str, name: str, at: float | None) -> None:
     """Best effort: a cache outage only makes /ready on other processes less informed."""
     from django.core.cache import cache
 
     try:
-        failures = cache_failures()
+        failures = cache_failures(key)
         if at is None:
-            if failures.pop(slug, None) is None:
+            if failures.pop(name, None) is None:
                 return
         else:
-            failures[slug] = at
-        cache.set(FAILURES_CACHE_KEY, failures, FAILURES_REPORTED_FOR)
+            failures[name] = at
+        cache.set(key, failures, FAILURES_REPORTED_FOR)
     except Exception:
-        logger.warning("Cache unavailable; tenant database failure of %s not shared", slug)
+        logger.warning("Cache unavailable; database failure of %s not shared", name)
+
+
+def _share_failure(slug: str, at: float | None) -> None:
+    _share(FAILURES_CACHE_KEY, slug, at)
 
 
 @receiver(connection_created, dispatch_uid="tenants.db.connection_created")
