@@ -459,6 +459,17 @@ def test_add_database_server_registers_a_server_that_answers(
     assert (server.capacity, server.status) == (7, "draining")
 
 
+def test_add_database_server_if_missing_accepts_the_same_registration_only(second_server):
+    """The compose file's start-up job registers its second server on every start."""
+    same = [SECOND_SERVER, "--url-env", second_server.url_env]
+    same += ["--admin-url-env", second_server.admin_url_env, "--if-missing"]
+    before = list(DatabaseServer.objects.values_list("name", "url_env", "admin_url_env"))
+    assert "is already registered" in run_command("add_database_server", *same)
+    with pytest.raises(CommandError, match="registered with other variables"):
+        run_command("add_database_server", SECOND_SERVER, "--url-env", "OTHER_URL", "--if-missing")
+    assert list(DatabaseServer.objects.values_list("name", "url_env", "admin_url_env")) == before
+
+
 @pytest.mark.parametrize(
     ("env", "args", "message"),
     [

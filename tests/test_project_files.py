@@ -47,12 +47,27 @@ def test_compose_services_and_healthchecks():
     assert services["api"]["deploy"]["replicas"] >= 2
 
 
+def _registered_server_variables() -> dict[str, set[str]]:
+    """Server name -> the variables `add_database_server` names in compose's commands."""
+    registered = {}
+    for service in compose()["services"].values():
+        for command in " ".join(_command_words(service)).split("&&"):
+            words = command.split()
+            if "add_database_server" in words:
+                name = words[words.index("add_database_server") + 1]
+                options = ("--url-env", "--admin-url-env")
+                registered[name] = {words[i + 1] for i, w in enumerate(words) if w in options}
+    return registered
+
+
 def test_compose_sets_only_variables_the_settings_read():
+    # A database server's URL variables are read by name, as its registration says.
+    server_vars = set().union(*_registered_server_variables().values())
     for name, service in compose()["services"].items():
         if not _is_app(service):
             continue
         env = service["environment"]
-        unknown = set(env) - ENV_VARS
+        unknown = set(env) - ENV_VARS - server_vars
         assert not unknown, f"{name} sets unknown variables {unknown}"
 
 
@@ -169,6 +184,28 @@ def test_compose_sends_tenant_queries_through_the_pooler_and_ddl_to_postgres():
         assert _url(env["TENANT_DATABASE_URL"]) == ("pgbouncer", 6432), name
         assert _url(env["TENANT_DATABASE_ADMIN_URL"]) == ("db", 5432), name
         assert _url(env["DATABASE_URL"]) == ("db", 5432), name  # the main database: direct
+
+
+def test_compose_places_tenants_on_two_servers_each_behind_its_own_pooler():
+    services = compose()["services"]
+    registered = _registered_server_variables()
+    assert set(registered) == {"db2"}
+    assert "--if-missing" in " ".join(_command_words(services["migrate"]))  # runs every start
+    pooler = services["pgbouncer2"]
+    assert pooler["build"] == services["pgbouncer"]["build"]
+    assert pooler["environment"]["PGBOUNCER_SERVER_HOST"] == "db2"
+    assert services["db2"]["image"] == services["db"]["image"]
+    assert services["migrate"]["depends_on"]["pgbouncer2"]["condition"] == "service_healthy"
+    for name in ("migrate", "api", "logstream"):
+        env = services[name]["environment"]
+        assert registered["db2"] <= set(env), name
+        assert _url(env["TENANT_DATABASE_URL_DB2"]) == ("pgbouncer2", 6432), name
+        assert _url(env["TENANT_DATABASE_ADMIN_URL_DB2"]) == ("db2", 5432), name
+    # The same limits as the first pooler: workers x cap fit both.
+    assert pooler["environment"] == {
+        **services["pgbouncer"]["environment"],
+        "PGBOUNCER_SERVER_HOST": "db2",
+    }
 
 
 def test_compose_pooler_limits_hold_the_app_and_postgres():

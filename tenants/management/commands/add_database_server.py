@@ -28,12 +28,27 @@ class Command(BaseCommand):
         )
         parser.add_argument("--capacity", type=int, metavar="N", help="Most tenants it takes.")
         parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="A server of this name registered with the same variables is no error (a "
+            "deployment's start-up job may run this every time); other variables still are.",
+        )
+        parser.add_argument(
             "--status",
             default=DatabaseServer.Status.ACCEPTING,
             choices=DatabaseServer.Status.values,
         )
 
-    def handle(self, *args, name, url_env, admin_url_env, capacity, status, **options):
+    def handle(self, *args, name, url_env, admin_url_env, capacity, status, if_missing, **options):
+        existing = DatabaseServer.objects.filter(name=name).first()
+        if if_missing and existing is not None:
+            if (existing.url_env, existing.admin_url_env) != (url_env, admin_url_env):
+                raise CommandError(
+                    f"Database server '{name}' is registered with other variables "
+                    f"({existing.url_env}, {existing.admin_url_env or '-'}); nothing was changed."
+                )
+            self.stdout.write(f"Database server '{name}' is already registered.")
+            return
         try:
             server = database_server_add(
                 name=name,
