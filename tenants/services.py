@@ -564,7 +564,9 @@ def ensure_default_server() -> DatabaseServer:
 def choose_server(name: str = "", *, existing: Tenant | None = None) -> DatabaseServer:
     """Where a tenant goes: the server it is on already (a retry), the accepting server
     `name`, else the accepting server with the most room (capacity minus tenants; no
-    capacity is unbounded; ties by name). ValidationError on `server` when none fits."""
+    capacity is unbounded; among servers equally roomy, the one with the fewest tenants, so
+    servers without a capacity fill evenly; then by name). ValidationError on `server` when
+    none fits."""
     default = ensure_default_server()
     if existing is not None:
         # A row saved before servers existed lives on the default server.
@@ -604,7 +606,9 @@ def choose_server(name: str = "", *, existing: Tenant | None = None) -> Database
         raise ValidationError(
             {"server": ["No database server accepts new tenants (draining, offline or full)."]}
         )
-    return min(open_servers, key=lambda s: (s.room is not None, -(s.room or 0), s.name))
+    return min(
+        open_servers, key=lambda s: (s.room is not None, -(s.room or 0), s.tenant_count, s.name)
+    )
 
 
 def validate_server_input(

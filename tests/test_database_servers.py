@@ -173,10 +173,11 @@ def test_an_unnamed_tenant_goes_to_the_accepting_server_with_the_most_room(
     assert services.choose_server() == second_server
     tenant = tenant_factory("roomy")
     assert tenant.server == second_server
-    # Room 1 on each now: a tie goes by name.
+    # Room 1 on each now: a tie goes to the one with fewer tenants, then by name.
     second_server.capacity = placed(second_server) + 1
     second_server.save()
-    assert services.choose_server() == default_server
+    expected = min(default_server, second_server, key=lambda s: (placed(s), s.name))
+    assert services.choose_server() == expected
 
 
 def test_a_server_without_capacity_counts_as_unbounded(default_server, second_server):
@@ -187,6 +188,18 @@ def test_a_server_without_capacity_counts_as_unbounded(default_server, second_se
     default_server.capacity = placed(default_server) + 2
     default_server.save()
     assert services.choose_server() == second_server
+
+
+def test_servers_without_capacity_fill_evenly(default_server, second_server, tenant_factory):
+    assert (default_server.capacity, second_server.capacity) == (None, None)
+    fewer, more = sorted((default_server, second_server), key=placed)
+    if placed(fewer) == placed(more):
+        tenant_factory("evener", server=more.name)
+    assert services.choose_server() == fewer
+    while placed(fewer) < placed(more):
+        assert tenant_factory(f"even{placed(fewer)}").server == fewer
+    # Level now: the tie goes by name.
+    assert services.choose_server() == min(fewer, more, key=lambda s: s.name)
 
 
 def test_draining_offline_and_full_servers_take_no_new_tenant(default_server, second_server):
