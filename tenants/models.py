@@ -156,3 +156,41 @@ class TenantArchive(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.tenant.slug} at {self.path}"
+
+
+class TenantRestore(models.Model):
+    """A restore of a tenant from a backup file (`restore_tenant`), under way or done: the
+    database it restores into and, for a restore into an existing tenant, the previous
+    database, kept aside read-only until `restore_tenant --finish` drops it. An interrupted
+    restore is resumed (or rolled back) from here."""
+
+    class State(models.TextChoices):
+        RESTORING = "restoring", "Restoring (still served from its previous database)"
+        SWITCHED = "switched", "Switched (the previous database is kept aside, read-only)"
+        FINISHED = "finished", "Finished (the previous database is dropped)"
+        ROLLED_BACK = "rolled_back", "Rolled back (the restored database is dropped)"
+
+    tenant = models.ForeignKey(Tenant, related_name="restores", on_delete=models.CASCADE)
+    source_slug = models.CharField(max_length=63, help_text="The slug the backup was made of.")
+    archive_path = models.CharField(max_length=1024)
+    sha256 = models.CharField(max_length=64, help_text="The backup's data, as its manifest says.")
+    database_name = models.CharField(max_length=255, help_text="The database restored into.")
+    previous_database_name = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The database kept aside; empty for a restore as a new tenant.",
+    )
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.RESTORING, db_index=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(
+        max_length=150, blank=True, help_text="The staff user, or empty for a command."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"restore of {self.tenant.slug} ({self.state})"

@@ -45,6 +45,7 @@ ORDER = (
     "migrate",
     "rss",
     "export",
+    "backup_restore",
     "ws",
     "logcall",
 )

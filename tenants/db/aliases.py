@@ -42,6 +42,9 @@ DEFAULT_SERVER = "default"
 DEFAULT_URL_SETTINGS = ("TENANT_DATABASE_URL", "TENANT_DATABASE_ADMIN_URL")
 # The key of a tenant alias's settings that names its server (for the circuit breaker).
 SERVER_KEY = "TENANT_SERVER"
+# The key of a tenant alias's settings that holds the tenant's `database_name` as the alias
+# was registered with it (a restore changes it; `register_tenant_database`).
+DATABASE_KEY = "TENANT_DATABASE"
 # Every SQLite alias, main or tenant: concurrent writers wait for the lock (a transaction
 # takes it at BEGIN, so a read-then-write never fails at once with "database is locked"),
 # and WAL lets readers go on while one writes.
@@ -192,6 +195,7 @@ def tenant_database_settings(tenant: Tenant, *, admin: bool = False) -> dict[str
         tenant.slug, tenant.database_url, server=server
     )
     cfg[SERVER_KEY] = tenant.server_name
+    cfg[DATABASE_KEY] = tenant.database_name
     if is_postgresql(cfg):
         # One tenant's unreachable server must not hold a worker for long.
         cfg["OPTIONS"]["connect_timeout"] = settings.TENANT_DB_CONNECT_TIMEOUT
@@ -256,11 +260,31 @@ def register_alias(alias: str, cfg: dict[str, Any]) -> str:
 
 
 def register_tenant_database(tenant: Tenant) -> str:
-    """Make the tenant's alias usable and return it. The fast path takes no lock."""
+    """Make the tenant's alias usable and return it. The fast path takes no lock.
+
+    A restore (`tenants.lifecycle.backup`) puts a tenant on another database of the same
+    server, so under the same alias: an alias registered for its previous database is
+    registered again, and this thread's connection made from the previous settings is
+    dropped, so that no request goes on with the database the tenant left."""
     alias = tenant.alias
-    if alias in connections.settings:
-        return alias
-    return register_alias(alias, tenant_database_settings(tenant))
+    registered = connections.settings.get(alias)
+    if registered is None:
+        return register_alias(alias, tenant_database_settings(tenant))
+    if tenant.database_name and registered.get(DATABASE_KEY, tenant.database_name) != (
+        tenant.database_name
+    ):
+        with _register_lock:
+            connections.settings[alias] = tenant_database_settings(tenant)
+    current = getattr(connections._connections, alias, None)
+    if (
+        current is not None
+        and current.settings_dict is not connections.settings[alias]
+        and not current.in_atomic_block
+    ):
+        current.close()
+        with contextlib.suppress(AttributeError):
+            delattr(connections._connections, alias)
+    return alias
 
 
 def unregister_alias(alias: str) -> None:
