@@ -237,7 +237,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Provision (or retry provisioning)")
     def provision_selected(self, request, queryset):
-        for tenant in queryset.exclude(status__in=[Tenant.Status.SUSPENDED, Tenant.Status.DROPPED]):
+        for tenant in queryset.exclude(status__in=[Tenant.Status.SUSPENDED, *Tenant.GONE_STATUSES]):
             self._provision(request, tenant)
 
     @admin.action(description="Re-run migrations")
@@ -257,7 +257,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Suspend")
     def suspend_selected(self, request, queryset):
-        for tenant in queryset.exclude(status=Tenant.Status.DROPPED):
+        for tenant in queryset.exclude(status__in=Tenant.GONE_STATUSES):
             services.tenant_suspend(tenant)
         self.message_user(request, "Selected tenants are suspended.")
 
