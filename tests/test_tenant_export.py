@@ -233,6 +233,15 @@ def test_an_existing_output_path_is_refused_and_left_as_it_was(acme, tmp_path):
     assert not TenantArchive.objects.filter(tenant=acme).exists()
 
 
+def test_a_foreign_file_at_the_partial_name_is_refused_and_kept(acme, tmp_path):
+    output = tmp_path / "a.zip"
+    partial_path(output).write_text("someone's notes")
+    with pytest.raises(ValidationError, match="no export in progress"):
+        export_tenant(acme, output=output)
+    assert partial_path(output).read_text() == "someone's notes"
+    assert not output.exists()
+
+
 def test_a_missing_directory_is_refused(acme, tmp_path):
     with pytest.raises(ValidationError, match="does not exist"):
         export_tenant(acme, output=tmp_path / "nowhere" / "a.zip")
@@ -249,6 +258,42 @@ def test_a_failed_write_leaves_neither_file_nor_record(acme, tmp_path, monkeypat
     assert not TenantArchive.objects.filter(tenant=acme).exists()
     event = AuditEvent.objects.using("default").get(event=audit.TENANT_EXPORTED)
     assert event.details["outcome"] == "failed"
+
+
+def test_the_archive_is_readable_by_its_owner_only(acme, tmp_path):
+    archive = export_tenant(acme, output=tmp_path / "private.zip")
+    assert Path(archive.path).stat().st_mode & 0o077 == 0
+
+
+def test_a_second_export_to_the_same_path_is_refused_while_one_runs(
+    tenant_factory, tmp_path, monkeypatch
+):
+    tenant = tenant_factory("twice")
+    output = tmp_path / "t.zip"
+    write_model = export._write_model
+    refusals = []
+
+    def write_and_start_another(archive, entry, alias):
+        if not refusals:
+            with pytest.raises(ValidationError, match="Another export to this path") as error:
+                export_tenant(tenant, output=output)
+            refusals.append(error.value)
+        return write_model(archive, entry, alias)
+
+    monkeypatch.setattr(export, "_write_model", write_and_start_another)
+    archive = export_tenant(tenant, output=output)
+    assert refusals
+    assert zipfile.ZipFile(output).testzip() is None
+    assert archive.sha256 == hashlib.sha256(output.read_bytes()).hexdigest()
+    assert list(TenantArchive.objects.filter(tenant=tenant)) == [archive]
+
+
+def test_the_default_path_is_a_new_file_in_the_archive_directory(acme, settings, tmp_path):
+    settings.TENANT_ARCHIVE_DIR = tmp_path / "archives"
+    path = export.default_export_path(acme, now=timezone.now())
+    assert path.parent == tmp_path / "archives" and path.parent.is_dir()
+    assert path.name.startswith("acme-export-") and path.suffix == ".zip"
+    assert not path.exists()
 
 
 # --- which tenants, and the record --------------------------------------------------------

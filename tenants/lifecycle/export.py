@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import BinaryIO
 from uuid import UUID
 
 from django.apps import apps
@@ -309,14 +311,24 @@ def _schema(alias: str) -> dict[str, str]:
 
 
 # --- writing the archive ------------------------------------------------------------------
+def default_export_path(tenant: Tenant, *, now: datetime | None = None) -> Path:
+    """A new path for an export of `tenant` in TENANT_ARCHIVE_DIR (created, readable by its
+    owner only, when missing), for callers that choose none (the admin, the API)."""
+    directory = Path(settings.TENANT_ARCHIVE_DIR)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = (now or timezone.now()).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return directory / f"{tenant.slug}-export-{stamp}.zip"
+
+
 def partial_path(output: Path) -> Path:
     """Where the archive of `output` is written before it is complete."""
     output = Path(output)
     return output.with_name(f".{output.name}.partial")
 
 
-def _write_archive(tenant: Tenant, plan: list[ModelExport], target: Path) -> dict:
-    """Write the whole archive to `target` (created or truncated); returns the manifest."""
+def _write_archive(tenant: Tenant, plan: list[ModelExport], target: BinaryIO) -> dict:
+    """Write the whole archive into the file `target`, from its start; returns the
+    manifest."""
     alias = aliases.register_tenant_database(tenant)
     exported_at = timezone.now()
     files = []
@@ -442,6 +454,28 @@ def render_readme(tenant: Tenant, plan: list[ModelExport]) -> str:
 
 
 # --- the service --------------------------------------------------------------------------
+@contextlib.contextmanager
+def _claim(partial: Path) -> Iterator[tuple[BinaryIO, bool]]:
+    """The partial file of an export, opened (created, readable by its owner only, when
+    missing) and locked for this run: `(file, whether it was there before)`. Another run
+    to the same output holds the lock until it ends (or dies): ValidationError."""
+    was_there = os.path.lexists(partial)
+    try:
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ValidationError(
+            {"output": [f"{partial} cannot be written: {exc.strerror}."]}
+        ) from exc
+    with os.fdopen(fd, "r+b") as stream:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ValidationError(
+                {"output": [f"Another export to this path is under way ({partial.name})."]}
+            ) from exc
+        yield stream, was_there
+
+
 def export_tenant(tenant: Tenant, *, output: Path, actor=None) -> TenantArchive:
     """Write the tenant's data as a portable archive at `output` and record it (a
     TenantArchive of kind export, the platform event TENANT_EXPORTED). An active or
@@ -459,70 +493,90 @@ def export_tenant(tenant: Tenant, *, output: Path, actor=None) -> TenantArchive:
             }
         )
     plan = export_plan()
-    partial = partial_path(output)
-    unfinished = (
-        TenantArchive.objects.filter(
-            tenant=tenant, kind=TenantArchive.Kind.EXPORT, path=str(output), deleted_at=None
-        )
-        .order_by("-id")
-        .first()
-    )
-    if unfinished is not None and unfinished.sha256 and not partial.exists():
-        unfinished = None  # a finished export of an earlier run
-    if os.path.lexists(output):
-        if unfinished is not None and partial.exists() and os.path.samefile(partial, output):
-            # Killed between publishing the archive and removing its partial name.
-            with lifecycle.audited(audit.TENANT_EXPORTED, tenant, actor=actor) as details:
-                partial.unlink()
-                details.update(archive=unfinished.pk, size_bytes=unfinished.size_bytes)
-            return unfinished
-        raise ValidationError(
-            {"output": [f"{output} exists; nothing was written. Choose another path."]}
-        )
     if not output.parent.is_dir():
         raise ValidationError({"output": [f"Directory {output.parent} does not exist."]})
-    if os.path.lexists(partial) and unfinished is None:
-        raise ValidationError(
-            {"output": [f"{partial} exists and is not an export in progress; remove it first."]}
+    partial = partial_path(output)
+    with _claim(partial) as (stream, was_there):
+        unfinished = (
+            TenantArchive.objects.filter(
+                tenant=tenant, kind=TenantArchive.Kind.EXPORT, path=str(output), deleted_at=None
+            )
+            .order_by("-id")
+            .first()
         )
-
-    with lifecycle.audited(audit.TENANT_EXPORTED, tenant, actor=actor) as details:
-        lifecycle.step("export", "record", tenant.slug)
-        # Recorded before the first byte is written: purge_tenant then finds even the file
-        # of an export that was killed.
-        archive = unfinished or TenantArchive.objects.create(
-            tenant=tenant,
-            kind=TenantArchive.Kind.EXPORT,
-            path=str(output),
-            created_by=getattr(actor, "username", "") or "",
-        )
-        published = False
-        try:
-            lifecycle.step("export", "write", tenant.slug)
-            manifest = _write_archive(tenant, plan, partial)
-            lifecycle.step("export", "seal", tenant.slug)
-            archive.sha256 = file_sha256(partial)
-            archive.size_bytes = partial.stat().st_size
-            archive.save(update_fields=["sha256", "size_bytes"])
-            lifecycle.step("export", "publish", tenant.slug)
-            try:
-                os.link(partial, output)  # never replaces an existing file, unlike rename
-            except FileExistsError as exc:
-                raise ValidationError(
-                    {"output": [f"{output} was created meanwhile; nothing was written."]}
-                ) from exc
-            published = True
-            lifecycle.step("export", "finish", tenant.slug)
-            partial.unlink()
-        except BaseException:
-            if not published:
-                partial.unlink(missing_ok=True)
-                archive.delete()
-            raise
-        details.update(
-            archive=archive.pk,
-            models=len(plan),
-            rows=sum(f["rows"] or 0 for f in manifest["files"]),
-            size_bytes=archive.size_bytes,
-        )
+        if unfinished is not None and unfinished.sha256 and not was_there:
+            unfinished = None  # a finished export of an earlier run
+        if os.path.lexists(output):
+            if unfinished is not None and was_there and os.path.samefile(partial, output):
+                # Killed between publishing the archive and removing its partial name.
+                with lifecycle.audited(audit.TENANT_EXPORTED, tenant, actor=actor) as details:
+                    partial.unlink()
+                    details.update(archive=unfinished.pk, size_bytes=unfinished.size_bytes)
+                return unfinished
+            if not was_there:
+                partial.unlink()
+            raise ValidationError(
+                {"output": [f"{output} exists; nothing was written. Choose another path."]}
+            )
+        # An empty partial file is what a run killed before its first step leaves.
+        if was_there and unfinished is None and partial.stat().st_size > 0:
+            raise ValidationError(
+                {"output": [f"{partial} exists and is no export in progress; remove it first."]}
+            )
+        with lifecycle.audited(audit.TENANT_EXPORTED, tenant, actor=actor) as details:
+            archive, manifest = _export(tenant, plan, stream, output, unfinished, actor)
+            details.update(
+                archive=archive.pk,
+                models=len(plan),
+                rows=sum(f["rows"] or 0 for f in manifest["files"]),
+                size_bytes=archive.size_bytes,
+            )
     return archive
+
+
+def _export(
+    tenant: Tenant,
+    plan: list[ModelExport],
+    stream: BinaryIO,
+    output: Path,
+    unfinished: TenantArchive | None,
+    actor,
+) -> tuple[TenantArchive, dict]:
+    partial = partial_path(output)
+    lifecycle.step("export", "record", tenant.slug)
+    # Recorded before the first byte is written: purge_tenant then finds even the file of
+    # an export that was killed.
+    archive = unfinished or TenantArchive.objects.create(
+        tenant=tenant,
+        kind=TenantArchive.Kind.EXPORT,
+        path=str(output),
+        created_by=getattr(actor, "username", "") or "",
+    )
+    published = False
+    try:
+        lifecycle.step("export", "write", tenant.slug)
+        stream.seek(0)
+        stream.truncate()
+        manifest = _write_archive(tenant, plan, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+        lifecycle.step("export", "seal", tenant.slug)
+        archive.sha256 = file_sha256(partial)
+        archive.size_bytes = partial.stat().st_size
+        archive.save(update_fields=["sha256", "size_bytes"])
+        lifecycle.step("export", "publish", tenant.slug)
+        try:
+            os.link(partial, output)  # never replaces an existing file, unlike rename
+        except FileExistsError as exc:
+            raise ValidationError(
+                {"output": [f"{output} was created meanwhile; nothing was written."]}
+            ) from exc
+        published = True
+        lifecycle.step("export", "finish", tenant.slug)
+        partial.unlink()
+    except BaseException:
+        if not published:
+            partial.unlink(missing_ok=True)
+            archive.delete()
+        raise
+    return archive, manifest
