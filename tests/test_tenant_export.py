@@ -9,6 +9,7 @@ import json
 import re
 import threading
 import zipfile
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,18 @@ def test_the_readme_describes_files_fields_and_what_is_left_out(rich, tmp_path):
     for label in export.EXCLUDED_MODELS:
         assert f"`{label}` (the whole table)" in readme
     assert "Password-reset" in readme
+
+
+def test_date_times_are_written_in_utc():
+    from datetime import datetime
+    from datetime import timezone as tz
+
+    paris = tz(timedelta(hours=1))
+    assert export._datetime(datetime(2026, 1, 31, 10, 30, tzinfo=paris)) == "2026-01-31T09:30:00Z"
+    assert export._datetime(datetime(2026, 1, 31, 9, 30, 0, 5, tzinfo=UTC)) == (
+        "2026-01-31T09:30:00.000005Z"
+    )
+    assert export._datetime(None) is None
 
 
 def test_permissions_are_written_by_natural_key(tenant_factory, make_user, tmp_path):

@@ -128,7 +128,8 @@ class Column:
     type: str
     nullable: bool
     description: str
-    convert: Callable | None = None  # a foreign key to a model written by its natural key
+    convert: Callable | None = None  # value as read -> JSON value; None: as it is
+    natural_key_of: type[models.Model] | None = None  # a foreign key written by natural key
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def _column(field: models.Field) -> Column:
                 type="array of strings (natural key)",
                 nullable=field.null,
                 description=f"{description}: the {target} by its natural key",
-                convert=_NaturalKeys(field.related_model),
+                natural_key_of=field.related_model,
             )
         return Column(
             name=field.attname,
@@ -207,31 +208,32 @@ def _column(field: models.Field) -> Column:
             nullable=field.null,
             description=f"{description}: `id` of a row of {DATA_DIR}/{target}.jsonl",
         )
+    kind = field.get_internal_type()
     return Column(
         name=field.name,
         attname=field.attname,
-        type=_JSON_TYPES.get(field.get_internal_type(), "string"),
+        type=_JSON_TYPES.get(kind, "string"),
         nullable=field.null,
         description=description,
+        convert=_CONVERTERS.get(kind, None if kind in _JSON_TYPES else json_value),
     )
 
 
 class _NaturalKeys:
-    """Id to natural key of a small table left out of the archive (permissions), read once
-    per export from the database being exported."""
+    """Id to natural key of a small table left out of the archive (permissions), read on
+    first use from the database being exported."""
 
-    def __init__(self, model: type[models.Model]):
+    def __init__(self, model: type[models.Model], alias: str):
         self.model = model
+        self.alias = alias
         self.keys: dict | None = None
-        self.alias = ""
 
-    def __call__(self, pk, alias: str):
+    def __call__(self, pk):
         if pk is None:
             return None
-        if self.keys is None or self.alias != alias:
-            rows = self.model._base_manager.using(alias).select_related()
+        if self.keys is None:
+            rows = self.model._base_manager.using(self.alias).select_related()
             self.keys = {row.pk: list(row.natural_key()) for row in rows}
-            self.alias = alias
         return self.keys.get(pk)
 
 
@@ -252,6 +254,33 @@ def json_value(value):
     if isinstance(value, Decimal | UUID):
         return str(value)
     return str(value)
+
+
+def _datetime(value):
+    if value is None:
+        return None
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _nullable(convert: Callable) -> Callable:
+    return lambda value: None if value is None else convert(value)
+
+
+# What turns a value of each kind of field into JSON; a kind not listed is JSON already
+# (strings, numbers, booleans, JSONField's values), a kind unknown goes through json_value.
+_CONVERTERS = {
+    "DateTimeField": _datetime,
+    "DateField": _nullable(date.isoformat),
+    "TimeField": _nullable(time.isoformat),
+    "DurationField": _nullable(timedelta.total_seconds),
+    "DecimalField": _nullable(str),
+    "UUIDField": _nullable(str),
+    "BinaryField": _nullable(lambda value: base64.b64encode(bytes(value)).decode("ascii")),
+}
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 # --- reading the tenant's database --------------------------------------------------------
@@ -283,6 +312,11 @@ def _rows(entry: ModelExport, alias: str) -> Iterator[list[dict]]:
     pk = entry.model._meta.pk.attname
     attnames = [column.attname for column in entry.columns]
     queryset = entry.model._base_manager.using(alias).order_by(pk)
+    names = [column.name for column in entry.columns]
+    converters = [
+        _NaturalKeys(column.natural_key_of, alias) if column.natural_key_of else column.convert
+        for column in entry.columns
+    ]
     last = None
     while True:
         page = queryset if last is None else queryset.filter(**{f"{pk}__gt": last})
@@ -292,8 +326,8 @@ def _rows(entry: ModelExport, alias: str) -> Iterator[list[dict]]:
         last = values[-1][0]
         yield [
             {
-                column.name: column.convert(value, alias) if column.convert else json_value(value)
-                for column, value in zip(entry.columns, row[1:], strict=True)
+                name: value if convert is None else convert(value)
+                for name, convert, value in zip(names, converters, row[1:], strict=True)
             }
             for row in values
         ]
@@ -370,9 +404,7 @@ def _write_model(archive: zipfile.ZipFile, entry: ModelExport, alias: str) -> di
     rows = size = 0
     with archive.open(entry.path, "w", force_zip64=True) as stream:
         for page in _rows(entry, alias):
-            data = "".join(
-                json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in page
-            ).encode()
+            data = "".join(_ENCODER.encode(row) + "\n" for row in page).encode()
             stream.write(data)
             digest.update(data)
             rows += len(page)
