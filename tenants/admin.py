@@ -93,7 +93,7 @@ class TenantAdminForm(forms.ModelForm):
         slug = self.cleaned_data["slug"]
         if Tenant.objects.filter(slug=slug).exists():
             raise ValidationError(
-                "A tenant with this slug exists (dropped slugs are never reused)."
+                "A tenant with this slug exists (dropped and purged slugs are never reused)."
             )
         return slug
 

@@ -224,7 +224,7 @@ def test_the_purge_is_audited_with_its_actor(offboarded, staff):
 
 
 # --- the tombstone ------------------------------------------------------------------------
-def test_a_purged_slug_is_never_reused_by_any_entry_point(offboarded, as_staff):
+def test_a_purged_slug_is_never_reused_by_any_entry_point(offboarded, as_staff, superuser_client):
     purge_tenant(offboarded("tombstone"))
     with pytest.raises(ValidationError, match="exists and is purged"):
         services.provision_tenant(slug="tombstone", name="Again", domains=["again.test"])
@@ -234,6 +234,18 @@ def test_a_purged_slug_is_never_reused_by_any_entry_point(offboarded, as_staff):
         "/api/platform/tenants", {"slug": "tombstone", "name": "Again"}, format="json", **as_staff
     )
     assert response.status_code == HTTPStatus.BAD_REQUEST
+    form = {
+        "slug": "tombstone",
+        "name": "Again",
+        "database_url": "",
+        "domains-TOTAL_FORMS": "0",
+        "domains-INITIAL_FORMS": "0",
+        "domains-MIN_NUM_FORMS": "0",
+        "domains-MAX_NUM_FORMS": "1000",
+    }
+    admin_page = superuser_client.post(reverse("admin:tenants_tenant_add"), form)
+    assert admin_page.status_code == HTTPStatus.OK
+    assert "slugs are never reused" in admin_page.content.decode()
     assert Tenant.objects.get(slug="tombstone").status == Tenant.Status.PURGED
     assert not Domain.objects.filter(domain="again.test").exists()
 
