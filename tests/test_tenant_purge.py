@@ -204,6 +204,39 @@ def test_the_template_and_the_main_database_are_never_dropped(offboarded, which)
         assert servers.database_exists(aliases.tenant_database_settings(tenant, admin=True))
 
 
+def test_a_tenant_on_the_second_server_is_purged_there_and_the_first_is_untouched(
+    offboarded, tenant_factory, second_server
+):
+    near = tenant_factory("near")
+    create_contact(near, "On the first server")
+    far = offboarded("far", server=second_server.name)
+    assert far.server == second_server
+    # A leftover of `far` named like `near`'s database, on far's own server.
+    if POSTGRES:
+        name = near.database_name
+    else:
+        name = str(Path(far.database_name).with_name(Path(near.database_name).name))
+    with database_name_of(far, name):
+        cfg = aliases.tenant_database_settings(far, admin=True)
+        servers.create_database(cfg)
+        purge_tenant(far)
+        assert not servers.database_exists(cfg)
+    assert servers.database_exists(aliases.tenant_database_settings(near, admin=True))
+    with use_tenant(near):
+        assert Contact.objects.filter(name="On the first server").exists()
+
+
+def test_an_unreachable_server_stops_the_purge_before_any_change(
+    offboarded, second_server, second_database_server
+):
+    tenant = offboarded("unreached", server=second_server.name)
+    with second_database_server.unreachable():
+        with pytest.raises(ValidationError, match="cannot be told") as error:
+            purge_tenant(tenant)
+        unchanged(tenant)
+    assert "@" not in error.value.messages[0]
+
+
 def test_a_file_that_is_no_longer_the_archive_written_is_kept(offboarded):
     tenant = offboarded("replaced")
     tenant.export_path.write_text("someone else's file now")

@@ -24,6 +24,7 @@ from tenants.db import aliases, servers
 from tenants.db.exceptions import TenantDatabaseError
 from tenants.lifecycle.export import file_sha256, partial_path
 from tenants.models import Tenant
+from tenants.services import mask_url_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +68,20 @@ def leftover_database(tenant: Tenant) -> dict | None:
     to drop: the main database, a template, a server's own, another tenant's."""
     try:
         cfg = aliases.tenant_database_settings(tenant, admin=True)
+        if tenant.database_url:
+            server = aliases.server_settings(tenant.database_url)
+        else:
+            server = aliases.settings_of_server(tenant.server, admin=True)
+        # An SQLite directory that is gone looks like a file that is gone: asked first.
+        if not servers.server_answers(server):
+            raise TenantDatabaseError("its database server does not answer.")
         present = servers.database_exists(cfg)
     except TenantDatabaseError as exc:
         raise ValidationError(
             {
                 "database": [
                     f"Whether the database of '{tenant.slug}' is gone cannot be told: "
-                    f"{exc} Nothing was changed."
+                    f"{mask_url_credentials(str(exc))} Nothing was changed."
                 ]
             }
         ) from exc
