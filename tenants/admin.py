@@ -93,7 +93,7 @@ class TenantAdminForm(forms.ModelForm):
         slug = self.cleaned_data["slug"]
         if Tenant.objects.filter(slug=slug).exists():
             raise ValidationError(
-                "A tenant with this slug exists (dropped slugs are never reused)."
+                "A tenant with this slug exists (dropped and purged slugs are never reused)."
             )
         return slug
 
@@ -237,7 +237,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Provision (or retry provisioning)")
     def provision_selected(self, request, queryset):
-        for tenant in queryset.exclude(status__in=[Tenant.Status.SUSPENDED, Tenant.Status.DROPPED]):
+        for tenant in queryset.exclude(status__in=[Tenant.Status.SUSPENDED, *Tenant.GONE_STATUSES]):
             self._provision(request, tenant)
 
     @admin.action(description="Re-run migrations")
@@ -257,7 +257,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Suspend")
     def suspend_selected(self, request, queryset):
-        for tenant in queryset.exclude(status=Tenant.Status.DROPPED):
+        for tenant in queryset.exclude(status__in=Tenant.GONE_STATUSES):
             services.tenant_suspend(tenant)
         self.message_user(request, "Selected tenants are suspended.")
 

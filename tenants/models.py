@@ -58,6 +58,9 @@ class Tenant(models.Model):
         DROPPED = "dropped", "Dropped"
         PURGED = "purged", "Purged (a tombstone: the slug is never reused)"
 
+    # Its database is gone: nothing serves it, it holds no domain, its slug is never reused.
+    GONE_STATUSES = (Status.DROPPED, Status.PURGED)
+
     slug = models.CharField(max_length=63, unique=True, validators=[validate_slug])
     name = models.CharField(max_length=200)
     status = models.CharField(

@@ -45,13 +45,13 @@ def tenants_on_servers(names: list[str]) -> list[str]:
 
 
 # --- database servers ---------------------------------------------------------------------
-# The tenants a server holds: every one but the dropped.
-PLACED_STATUSES = [status for status in Tenant.Status.values if status != Tenant.Status.DROPPED]
+# The tenants a server holds: every one but the dropped and the purged.
+PLACED_STATUSES = [status for status in Tenant.Status.values if status not in Tenant.GONE_STATUSES]
 
 
 def database_server_list() -> list[DatabaseServer]:
     """Every registered server by name, each with `tenant_count` (its tenants but the
-    dropped) and `room` (capacity minus tenants; None without a capacity)."""
+    dropped and the purged) and `room` (capacity minus tenants; None without a capacity)."""
     placed = Count("tenants", filter=Q(tenants__status__in=PLACED_STATUSES))
     rows = list(DatabaseServer.objects.annotate(tenant_count=placed).order_by("name"))
     for server in rows:
@@ -152,12 +152,13 @@ class DatabaseProbe:
 
 def probe_tenant_database(tenant: Tenant) -> DatabaseProbe:
     """Open the tenant's database on a connection of this thread (closed again before
-    returning) and read which tenant migrations it lacks. A dropped tenant's database is
-    unreachable. Records nothing for the circuit breaker: that is the caller's choice."""
+    returning) and read which tenant migrations it lacks. A dropped or purged tenant's
+    database is unreachable. Records nothing for the circuit breaker: that is the caller's
+    choice."""
     alias = tenant.alias
     try:
-        if tenant.status == Tenant.Status.DROPPED:
-            raise TenantDatabaseError("the tenant's database is dropped")
+        if tenant.status in Tenant.GONE_STATUSES:
+            raise TenantDatabaseError(f"the tenant is {tenant.status}; its database is gone")
         register_tenant_database(tenant)
         pending = pending_migrations(alias)
     except Exception as exc:

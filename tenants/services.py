@@ -184,13 +184,13 @@ def _base_domain() -> str:
 
 def other_tenant_of_host(host: str, slug: str) -> str | None:
     """The slug of another tenant that `host` already resolves to, explicitly (its Domain
-    row, unless that tenant is dropped: a dropped tenant gives its domains up) or as its
-    implicit `<slug>.<TENANT_BASE_DOMAIN>` (whatever its status); else None."""
+    row, unless that tenant is dropped or purged: such a tenant gives its domains up) or as
+    its implicit `<slug>.<TENANT_BASE_DOMAIN>` (whatever its status); else None."""
     domain = Domain.objects.select_related("tenant").filter(domain=host).first()
     if (
         domain is not None
         and domain.tenant.slug != slug
-        and domain.tenant.status != Tenant.Status.DROPPED
+        and domain.tenant.status not in Tenant.GONE_STATUSES
     ):
         return domain.tenant.slug
     base = _base_domain()
@@ -238,7 +238,7 @@ def _slug_availability_errors(
     if base:
         taken = (
             Domain.objects.filter(domain=f"{slug}.{base}")
-            .exclude(tenant__status=Tenant.Status.DROPPED)
+            .exclude(tenant__status__in=Tenant.GONE_STATUSES)
             .values_list("tenant__slug", flat=True)
             .first()
         )
@@ -289,7 +289,7 @@ def provision_tenant(
     server with the most room (`choose_server`); a tenant with its own `database_url` is on
     no registered server."""
     existing = Tenant.objects.filter(slug=slug).first()
-    if existing is not None and existing.status in (Tenant.Status.SUSPENDED, Tenant.Status.DROPPED):
+    if existing is not None and existing.status in (Tenant.Status.SUSPENDED, *Tenant.GONE_STATUSES):
         raise ValidationError({"slug": [f"Tenant '{slug}' exists and is {existing.status}."]})
     if refuse_active and existing is not None and existing.status == Tenant.Status.ACTIVE:
         raise TenantExistsError(slug)
@@ -314,7 +314,7 @@ def provision_tenant(
             raise TenantExistsError(slug)
         if current is not None and current.status in (
             Tenant.Status.SUSPENDED,
-            Tenant.Status.DROPPED,
+            *Tenant.GONE_STATUSES,
         ):
             raise ValidationError({"slug": [f"Tenant '{slug}' exists and is {current.status}."]})
         if database_url:
@@ -384,7 +384,7 @@ def _save_tenant_row(
         if created and _base_domain():
             # The new tenant's implicit host, left registered to a dropped tenant, is freed.
             Domain.objects.filter(
-                domain=f"{slug}.{_base_domain()}", tenant__status=Tenant.Status.DROPPED
+                domain=f"{slug}.{_base_domain()}", tenant__status__in=Tenant.GONE_STATUSES
             ).delete()
     return tenant
 
@@ -454,8 +454,8 @@ def migrate_tenant(tenant: Tenant) -> int:
 
 
 def tenant_suspend(tenant: Tenant) -> Tenant:
-    if tenant.status == Tenant.Status.DROPPED:
-        raise ValidationError({"status": ["A dropped tenant cannot be suspended."]})
+    if tenant.status in Tenant.GONE_STATUSES:
+        raise ValidationError({"status": [f"A {tenant.status} tenant cannot be suspended."]})
     tenant.status = Tenant.Status.SUSPENDED
     tenant.save(update_fields=["status", "updated_at"])
     logger.info("Tenant %s suspended", tenant.slug)
@@ -489,7 +489,7 @@ def tenant_drop(tenant: Tenant) -> Tenant:
     shared = (
         Tenant.objects.filter(database_name=tenant.database_name)
         .exclude(pk=tenant.pk)
-        .exclude(status=Tenant.Status.DROPPED)
+        .exclude(status__in=Tenant.GONE_STATUSES)
         .exists()
     )
     if shared or str(cfg["NAME"]) in servers.reserved_database_names(cfg):
@@ -521,8 +521,8 @@ def tenant_update(
     """Rename, add domains, suspend or re-activate a tenant (never drops anything). A domain
     that a dropped tenant held moves to this tenant; one that resolves to any other tenant
     is refused."""
-    if domains and tenant.status == Tenant.Status.DROPPED:
-        raise ValidationError({"domains": ["A dropped tenant cannot take domains."]})
+    if domains and tenant.status in Tenant.GONE_STATUSES:
+        raise ValidationError({"domains": [f"A {tenant.status} tenant cannot take domains."]})
     hosts = validate_tenant_input(
         slug=tenant.slug,
         name=name or tenant.name,
