@@ -347,6 +347,27 @@ def test_the_command_with_yes_purges_once(offboarded):
         run_command("purge_tenant", "nobody", "--yes")
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("answer", "purged"), [("typed", True), ("something else", False)])
+def test_the_command_on_a_terminal_purges_only_when_the_slug_is_typed(
+    offboarded, monkeypatch, answer, purged
+):
+    tenant = offboarded("typed")
+    monkeypatch.setattr("sys.stdin", Terminal())
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    if purged:
+        run_command("purge_tenant", "typed")
+        assert Tenant.objects.get(pk=tenant.pk).status == Tenant.Status.PURGED
+    else:
+        with pytest.raises(CommandError, match="Not confirmed"):
+            run_command("purge_tenant", "typed")
+        unchanged(tenant)
+
+
 def test_the_command_within_the_retention_period_fails_before_asking(offboarded, monkeypatch):
     tenant = offboarded("asking", days_ago=1)
     monkeypatch.setattr("sys.stdin", io.StringIO(""))

@@ -515,6 +515,7 @@ def export_tenant(tenant: Tenant, *, output: Path, actor=None) -> TenantArchive:
     directory does not. A run killed midway is finished by running it again."""
     output = Path(output).absolute()
     output = output.parent.resolve() / output.name
+    tenant.refresh_from_db()
     if tenant.status not in EXPORTABLE_STATUSES:
         raise ValidationError(
             {
