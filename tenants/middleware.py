@@ -2,7 +2,9 @@
 `tenants.resolution.resolve_tenant`, a refusal is answered in the error envelope, and a
 tenant whose database circuit is open gets a 503, as does a view whose tenant database
 refused or dropped the connection (the failure is recorded for the circuit breaker and
-/ready). Platform paths run with no tenant,
+/ready). A tenant in a move's cut-over answers its writes 503 `Tenant is being moved`, as
+does a write its source database refused as read-only (a process whose cache has not seen
+the move yet). Platform paths run with no tenant,
 whatever the host. The ContextVar is set and reset inside the same `__call__` /
 `__acall__` (asgiref #267).
 """
@@ -28,8 +30,9 @@ from tenants.db.breaker import (
     record_database_failure,
     tenant_circuit_open,
 )
-from tenants.db.connections import note_connection_used
+from tenants.db.connections import close_connection, note_connection_used
 from tenants.db.exceptions import TenantDatabaseError
+from tenants.models import TenantMove
 from tenants.resolution import Refusal, Resolution, resolve_tenant
 
 # The answer to each refusal, as the API documents it.
@@ -40,6 +43,14 @@ REFUSALS = {
 }
 PLATFORM = Resolution()
 TENANT_DATABASE_UNAVAILABLE = "Tenant database unavailable"
+TENANT_BEING_MOVED = "Tenant is being moved"
+# A move's cut-over refuses writes for a few seconds (tenants.lifecycle.move).
+MOVE_RETRY_AFTER = 5
+# SQLSTATE read_only_sql_transaction: the source database of a move refuses writes.
+READ_ONLY_SQLSTATE = "25006"
+# SQLSTATE admin_shutdown: a move's cut-over ended the session (and the pooler's).
+ADMIN_SHUTDOWN_SQLSTATE = "57P01"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def tenant_database_failed(exc: BaseException) -> bool:
@@ -75,6 +86,36 @@ def tenant_database_unavailable_response() -> JsonResponse:
     return error_response(
         503, TENANT_DATABASE_UNAVAILABLE, headers={"Retry-After": str(retry_after)}
     )
+
+
+def tenant_database_read_only(exc: BaseException) -> bool:
+    """True when `exc` is the active tenant's database refusing a write as read-only: the
+    source of a move in its cut-over, or after it while this process's cache lags."""
+    if not isinstance(exc, DatabaseError) or get_current_tenant() is None:
+        return False
+    return getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQLSTATE
+
+
+def tenant_session_ended_by_move(exc: BaseException) -> bool:
+    """True when `exc` is the active tenant's session ended because a move refused the
+    source's writes: not an outage (the circuit stays closed), the next connection is
+    read-only. The connection is closed here so that the next request opens another."""
+    if not isinstance(exc, DatabaseError) or get_current_tenant() is None:
+        return False
+    if getattr(exc.__cause__, "sqlstate", None) != ADMIN_SHUTDOWN_SQLSTATE:
+        return False
+    tenant = get_current_tenant()
+    if not TenantMove.objects.filter(
+        tenant_id=tenant.pk, state__in=TenantMove.OPEN_STATES
+    ).exists():
+        return False
+    close_connection(tenant.alias)
+    return True
+
+
+def tenant_being_moved_response() -> JsonResponse:
+    """503 `Tenant is being moved` with `Retry-After` (API.md)."""
+    return error_response(503, TENANT_BEING_MOVED, headers={"Retry-After": str(MOVE_RETRY_AFTER)})
 
 
 def _header_key(name: str) -> str:
@@ -119,6 +160,12 @@ class TenantMiddleware(HybridMiddleware):
             return error_response(*REFUSALS[resolution.refusal])
         if resolution.tenant is not None and tenant_circuit_open(resolution.tenant):
             return tenant_database_unavailable_response()
+        if (
+            resolution.tenant is not None
+            and resolution.tenant.moving
+            and request.method not in SAFE_METHODS
+        ):
+            return tenant_being_moved_response()
         request.tenant = resolution.tenant
         return None
 
@@ -135,6 +182,8 @@ class TenantMiddleware(HybridMiddleware):
 
     def process_exception(self, request: HttpRequest, exception: Exception):
         # The API's exception handler leaves database errors to the middleware.
+        if tenant_database_read_only(exception) or tenant_session_ended_by_move(exception):
+            return tenant_being_moved_response()
         if tenant_database_failed(exception):
             return tenant_database_unavailable_response()
         return None
