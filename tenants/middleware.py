@@ -33,7 +33,7 @@ from tenants.db.breaker import (
 from tenants.db.connections import close_connection, note_connection_used
 from tenants.db.exceptions import TenantDatabaseError
 from tenants.models import TenantMove
-from tenants.resolution import Refusal, Resolution, resolve_tenant
+from tenants.resolution import Refusal, Resolution, resolve_tenant, resolver
 
 # The answer to each refusal, as the API documents it.
 REFUSALS = {
@@ -114,7 +114,10 @@ def tenant_session_ended_by_move(exc: BaseException) -> bool:
 
 
 def tenant_being_moved_response() -> JsonResponse:
-    """503 `Tenant is being moved` with `Retry-After` (API.md)."""
+    """503 `Tenant is being moved` with `Retry-After` (API.md). The next request compares
+    the tenant cache's shared version first: the move may have ended (or begun) in
+    another process, and its writes should be taken as soon as it has."""
+    resolver.recheck()
     return error_response(503, TENANT_BEING_MOVED, headers={"Retry-After": str(MOVE_RETRY_AFTER)})
 
 

@@ -410,6 +410,10 @@ def test_a_killed_move_rolled_back_is_served_from_the_source_which_takes_writes(
     mover, second, step
 ):
     killed_at(step, SLUG, "--to", SECOND_SERVER)
+    with pytest.raises(CommandError, match="has not switched yet"):
+        run_command("move_tenant", SLUG, "--finish")
+    with pytest.raises(CommandError, match="is under way"):
+        run_command("move_tenant", SLUG, "--to", "default")
 
     out = run_command("move_tenant", SLUG, "--rollback")
 

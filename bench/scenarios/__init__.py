@@ -47,6 +47,7 @@ ORDER = (
     "export",
     "ws",
     "logcall",
+    "move_tenant",
 )
 
 

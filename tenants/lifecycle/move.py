@@ -76,7 +76,7 @@ def move_tenant(
             validate_move(tenant, to)
             move = _start(tenant, to, drop_source=drop_source, actor=actor)
         else:
-            _check_resumable(move, to)
+            _check_resumable(move, to, drop_source=drop_source)
             if drop_source and not move.drop_source:
                 move.drop_source = True
                 move.save(update_fields=["drop_source"])
@@ -202,23 +202,25 @@ def validate_move(tenant: Tenant, to: DatabaseServer) -> None:
         raise ValidationError({"to": [str(exc)]}) from exc
 
 
-def _check_resumable(move: TenantMove, to: DatabaseServer) -> None:
+def _check_resumable(move: TenantMove, to: DatabaseServer, *, drop_source: bool) -> None:
+    slug, target = move.tenant.slug, move.target_server.name
+    if move.state == TenantMove.State.SWITCHED:
+        if move.target_server_id != to.pk or not (move.drop_source or drop_source):
+            raise ValidationError(
+                {
+                    "to": [
+                        f"'{slug}' was moved to '{target}'; its source database is kept "
+                        f"until move_tenant {slug} --finish, which comes before another move."
+                    ]
+                }
+            )
+        return
     if move.target_server_id != to.pk:
         raise ValidationError(
             {
                 "to": [
-                    f"A move of '{move.tenant.slug}' to '{move.target_server.name}' is "
-                    f"under way ({move.state}); run it again to complete it, or roll it back "
-                    "(--rollback). Nothing was changed."
-                ]
-            }
-        )
-    if move.state == TenantMove.State.SWITCHED and not move.drop_source:
-        raise ValidationError(
-            {
-                "to": [
-                    f"'{move.tenant.slug}' is on '{to.name}' already; its source database "
-                    f"is kept until move_tenant {move.tenant.slug} --finish."
+                    f"A move of '{slug}' to '{target}' is under way ({move.state}); run it "
+                    "again to complete it, or roll it back (--rollback). Nothing was changed."
                 ]
             }
         )
@@ -240,17 +242,22 @@ def _start(tenant: Tenant, to: DatabaseServer, *, drop_source: bool, actor) -> T
 def _run(move: TenantMove) -> None:
     slug = move.tenant.slug
     try:
+        target_hashes = None  # read again in full by a resumed cut-over
+        resumed_cutover = move.state == TenantMove.State.CUTOVER
         if move.state == TenantMove.State.COPYING:
             lifecycle.step(OPERATION, "copy", slug)
             _copy(move)
             lifecycle.step(OPERATION, "catch_up", slug)
-            _catch_up(move)
+            target_hashes = _catch_up(move)
             lifecycle.step(OPERATION, "block_writes", slug)
             _block_writes(move)
         if move.state == TenantMove.State.CUTOVER:
-            _block_writes(move)  # again on a resumed cut-over: it is idempotent
+            if resumed_cutover:  # killed after the block, maybe before the source's
+                _block_writes(move)
             lifecycle.step(OPERATION, "sync", slug)
-            result = _timed(move, "sync_seconds", pgcopy.sync, *_both(move))
+            result = _timed(
+                move, "sync_seconds", pgcopy.sync, *_both(move), target_hashes=target_hashes
+            )
             lifecycle.step(OPERATION, "verify", slug)
             _verify(move, result)
             lifecycle.step(OPERATION, "flip", slug)
@@ -306,7 +313,9 @@ def _copy(move: TenantMove) -> None:
     move.save(update_fields=["details"])
 
 
-def _catch_up(move: TenantMove) -> None:
+def _catch_up(move: TenantMove) -> dict[str, pgcopy.TableHash]:
+    """Sync rounds while the tenant is served; returns the target's hashes after the last
+    (the cut-over then reads only the source in full)."""
     started = time.monotonic()
     rounds = []
     for _ in range(CATCH_UP_ROUNDS):
@@ -318,6 +327,7 @@ def _catch_up(move: TenantMove) -> None:
         catch_up_seconds=round(time.monotonic() - started, 3), catch_up_chunks=rounds
     )
     move.save(update_fields=["details"])
+    return result.target
 
 
 def _block_writes(move: TenantMove) -> None:
