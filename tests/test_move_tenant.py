@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from http import HTTPStatus
 
 import psycopg
@@ -224,6 +225,26 @@ def test_writes_during_the_cut_over_answer_503_with_retry_after_and_reads_go_on(
     assert seen["stale write"] == (HTTPStatus.SERVICE_UNAVAILABLE, MOVED, "5")
     mover.refresh_from_db()
     assert listed(mover) == contacts(5)
+
+
+@postgres_only
+def test_a_process_that_missed_the_flip_writes_to_the_target_after_one_refusal(mover, second):
+    before = Tenant.objects.select_related("server").get(pk=mover.pk)
+    moves.move_tenant(mover, to=second)
+    # This process's cache still has the tenant on the source, and will not look again
+    # for TENANT_CACHE_TTL seconds.
+    resolver._store(f"host:{HOST}", before)
+    resolver._checked_at = time.monotonic()
+    client = api(mover)
+
+    refused = client.post("/api/address-book", {"name": "refused"}, format="json")
+    taken = client.post("/api/address-book", {"name": "taken"}, format="json")
+
+    assert (refused.status_code, refused.json()) == (HTTPStatus.SERVICE_UNAVAILABLE, MOVED)
+    assert taken.status_code == HTTPStatus.CREATED, taken.content
+    mover.refresh_from_db()
+    assert names_in(second, mover.database_name) == sorted([*contacts(5), "taken"])
+    assert names_in(None, before.database_name) == contacts(5)
 
 
 @postgres_only
