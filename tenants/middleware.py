@@ -89,28 +89,38 @@ def tenant_database_unavailable_response() -> JsonResponse:
 
 
 def tenant_database_read_only(exc: BaseException) -> bool:
-    """True when `exc` is the active tenant's database refusing a write as read-only: the
-    source of a move in its cut-over, or after it while this process's cache lags."""
-    if not isinstance(exc, DatabaseError) or get_current_tenant() is None:
+    """True when `exc` is the active tenant's database refusing a write as read-only
+    because the tenant is being moved: its source, in the cut-over or after the flip while
+    this process's cache lags."""
+    if getattr(exc.__cause__, "sqlstate", None) != READ_ONLY_SQLSTATE:
         return False
-    return getattr(exc.__cause__, "sqlstate", None) == READ_ONLY_SQLSTATE
+    return _active_tenant_is_moving(exc)
 
 
 def tenant_session_ended_by_move(exc: BaseException) -> bool:
     """True when `exc` is the active tenant's session ended because a move refused the
     source's writes: not an outage (the circuit stays closed), the next connection is
     read-only. The connection is closed here so that the next request opens another."""
-    if not isinstance(exc, DatabaseError) or get_current_tenant() is None:
-        return False
     if getattr(exc.__cause__, "sqlstate", None) != ADMIN_SHUTDOWN_SQLSTATE:
         return False
-    tenant = get_current_tenant()
-    if not TenantMove.objects.filter(
-        tenant_id=tenant.pk, state__in=TenantMove.OPEN_STATES
-    ).exists():
+    if not _active_tenant_is_moving(exc):
         return False
-    close_connection(tenant.alias)
+    close_connection(get_current_tenant().alias)
     return True
+
+
+def _active_tenant_is_moving(exc: BaseException) -> bool:
+    """Whether the active tenant has a move under way, asked of the main database (this
+    process's cache may not know yet); one query, only on these errors."""
+    tenant = get_current_tenant()
+    if not isinstance(exc, DatabaseError) or tenant is None:
+        return False
+    try:
+        return TenantMove.objects.filter(
+            tenant_id=tenant.pk, state__in=TenantMove.OPEN_STATES
+        ).exists()
+    except DatabaseError:  # the main database is down too: not this tenant's move
+        return False
 
 
 def tenant_being_moved_response() -> JsonResponse:

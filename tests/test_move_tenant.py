@@ -50,6 +50,15 @@ MOVED = {
 }
 
 
+# Processes see a flip within TENANT_CACHE_TTL seconds: the source is dropped only then.
+CACHE_TTL = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _short_cache_ttl(settings):
+    settings.TENANT_CACHE_TTL = CACHE_TTL
+
+
 def database_on(server: DatabaseServer | None, name: str) -> dict:
     cfg = aliases.settings_of_server(server, admin=True)
     cfg["NAME"] = name
@@ -264,6 +273,8 @@ def test_finish_drops_the_source_and_drop_source_does_it_at_once(mover, second):
     mover.refresh_from_db()
     back = moves.move_tenant(mover, to=DatabaseServer.objects.get(name="default"), drop_source=True)
     assert back.state == TenantMove.State.FINISHED
+    # Dropped once every process has had TENANT_CACHE_TTL seconds to see the flip.
+    assert (back.ended_at - back.switched_at).total_seconds() >= CACHE_TTL
     assert names_in(second, back.source_database) is None
     mover.refresh_from_db()
     assert mover.server.name == "default"
@@ -289,6 +300,21 @@ def test_a_copy_that_differs_rolls_back_and_the_source_takes_writes_again(
     assert response.status_code == HTTPStatus.CREATED, response.content
     failed = AuditEvent.objects.get(event=audit.TENANT_MOVED)
     assert failed.details["outcome"] == "failed"
+
+
+@postgres_only
+def test_a_copy_that_fails_rolls_back_and_drops_only_the_new_target(mover, second, monkeypatch):
+    monkeypatch.setattr(pgcopy, "tools_for", lambda source, target: ("false", "false"))
+
+    with pytest.raises(pgcopy.CopyError, match="pg_restore failed"):
+        moves.move_tenant(mover, to=second)
+
+    move = TenantMove.objects.get(tenant=mover)
+    assert move.state == TenantMove.State.ROLLED_BACK
+    assert names_in(second, move.target_database) is None
+    assert names_in(None, move.source_database) == contacts(5)
+    mover.refresh_from_db()
+    assert (mover.server.name, mover.moving) == ("default", False)
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -371,7 +397,7 @@ def killed_at(step: str, *args: str) -> int:
     url = "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(
         **{k: default[k] or "" for k in ("USER", "HOST", "PORT", "NAME")}
     )
-    env = {**os.environ, "DATABASE_URL": url, "TESTING": "1"}
+    env = {**os.environ, "DATABASE_URL": url, "TESTING": "1", "TENANT_CACHE_TTL": str(CACHE_TTL)}
     result = subprocess.run(
         [sys.executable, "-m", "tests.killed_command", f"move:{step}", "move_tenant", *args],
         cwd=BASE_DIR,

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -87,6 +89,7 @@ def move_tenant(
             details={"from": move.source_server.name, "to": move.target_server.name},
         ) as details:
             _run(move)
+            tenant.refresh_from_db()
             details["state"] = move.state
             details.update({k: move.details[k] for k in AUDITED_FIGURES if k in move.details})
         return move
@@ -387,6 +390,12 @@ def _flip(move: TenantMove) -> None:
 
 def _drop_source(move: TenantMove) -> None:
     lifecycle.step(OPERATION, "drop_source", move.tenant.slug)
+    # Every process sees the flip within TENANT_CACHE_TTL seconds; until then one may still
+    # read from the source (or find its write refused), never from a database that is gone.
+    seen_by = move.switched_at + timedelta(seconds=settings.TENANT_CACHE_TTL + 1)
+    remaining = (seen_by - timezone.now()).total_seconds()
+    if remaining > 0:
+        time.sleep(remaining)
     source = _source_settings(move)
     _guard_not_served_from(move, move.source_server, move.source_database)
     servers.drop_database(source)
