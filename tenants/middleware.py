@@ -50,6 +50,8 @@ MOVE_RETRY_AFTER = 5
 READ_ONLY_SQLSTATE = "25006"
 # SQLSTATE admin_shutdown: a move's cut-over ended the session (and the pooler's).
 ADMIN_SHUTDOWN_SQLSTATE = "57P01"
+# A move ends the source's sessions from its cut-over on (and its drop, once switched).
+SESSIONS_ENDED_STATES = (TenantMove.State.CUTOVER, TenantMove.State.SWITCHED)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -99,26 +101,32 @@ def tenant_database_read_only(exc: BaseException) -> bool:
 
 def tenant_session_ended_by_move(exc: BaseException) -> bool:
     """True when `exc` is the active tenant's session ended because a move refused the
-    source's writes: not an outage (the circuit stays closed), the next connection is
-    read-only. The connection is closed here so that the next request opens another."""
-    if getattr(exc.__cause__, "sqlstate", None) != ADMIN_SHUTDOWN_SQLSTATE:
+    source's writes (SQLSTATE 57P01, or the connection just lost when the server's message
+    did not arrive first): not an outage, so the circuit stays closed; the connection is
+    closed here and the next one is read-only."""
+    tenant = get_current_tenant()
+    if not isinstance(exc, DatabaseError) or tenant is None:
         return False
-    if not _active_tenant_is_moving(exc):
+    ended = getattr(exc.__cause__, "sqlstate", None) == ADMIN_SHUTDOWN_SQLSTATE
+    if not (ended or connection_failed(tenant.alias)):
         return False
-    close_connection(get_current_tenant().alias)
+    if not _active_tenant_is_moving(exc, states=SESSIONS_ENDED_STATES):
+        return False
+    close_connection(tenant.alias)
     return True
 
 
-def _active_tenant_is_moving(exc: BaseException) -> bool:
-    """Whether the active tenant has a move under way, asked of the main database (this
-    process's cache may not know yet); one query, only on these errors."""
+def _active_tenant_is_moving(
+    exc: BaseException, states: tuple[str, ...] = TenantMove.OPEN_STATES
+) -> bool:
+    """Whether the active tenant has a move under way (in one of `states`), asked of the
+    main database (this process's cache may not know yet); one query, only on these
+    errors."""
     tenant = get_current_tenant()
     if not isinstance(exc, DatabaseError) or tenant is None:
         return False
     try:
-        return TenantMove.objects.filter(
-            tenant_id=tenant.pk, state__in=TenantMove.OPEN_STATES
-        ).exists()
+        return TenantMove.objects.filter(tenant_id=tenant.pk, state__in=states).exists()
     except DatabaseError:  # the main database is down too: not this tenant's move
         return False
 

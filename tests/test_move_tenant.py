@@ -27,7 +27,7 @@ from accounts.models import AuditEvent
 from addressbook.models import Contact
 from tenants import lifecycle
 from tenants.context import use_tenant
-from tenants.db import aliases, servers
+from tenants.db import aliases, breaker, servers
 from tenants.db.servers import postgresql
 from tenants.lifecycle import move as moves
 from tenants.lifecycle import pgcopy
@@ -225,6 +225,14 @@ def test_writes_during_the_cut_over_answer_503_with_retry_after_and_reads_go_on(
         resolver._store(f"host:{HOST}", stale)
         write = client.post("/api/address-book", {"name": "refused too"}, format="json")
         seen["stale write"] = (write.status_code, write.json(), write.headers.get("Retry-After"))
+        # Its connection lost without a word from the server (as when the cut-over ended
+        # its session mid-request): the same answer, and no open circuit.
+        resolver._store(f"host:{HOST}", stale)
+        resolver._checked_at = time.monotonic()
+        connections[stale.alias].ensure_connection()
+        connections[stale.alias].connection.pgconn.finish()
+        write = client.post("/api/address-book", {"name": "lost"}, format="json")
+        seen["lost"] = (write.status_code, write.json(), breaker.circuit_open(stale.alias))
 
     monkeypatch.setattr(lifecycle, "step", during_cut_over)
     moves.move_tenant(mover, to=second)
@@ -232,6 +240,7 @@ def test_writes_during_the_cut_over_answer_503_with_retry_after_and_reads_go_on(
     assert seen["write"] == (HTTPStatus.SERVICE_UNAVAILABLE, MOVED, "5")
     assert seen["read"] == (HTTPStatus.OK,)
     assert seen["stale write"] == (HTTPStatus.SERVICE_UNAVAILABLE, MOVED, "5")
+    assert seen["lost"] == (HTTPStatus.SERVICE_UNAVAILABLE, MOVED, False)
     mover.refresh_from_db()
     assert listed(mover) == contacts(5)
 
