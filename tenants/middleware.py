@@ -2,7 +2,9 @@
 `tenants.resolution.resolve_tenant`, a refusal is answered in the error envelope, and a
 tenant whose database circuit is open gets a 503, as does a view whose tenant database
 refused or dropped the connection (the failure is recorded for the circuit breaker and
-/ready). Platform paths run with no tenant,
+/ready). A tenant in a move's cut-over answers its writes 503 `Tenant is being moved`, as
+does a write its source database refused as read-only (a process whose cache has not seen
+the move yet). Platform paths run with no tenant,
 whatever the host. The ContextVar is set and reset inside the same `__call__` /
 `__acall__` (asgiref #267).
 """
@@ -28,9 +30,10 @@ from tenants.db.breaker import (
     record_database_failure,
     tenant_circuit_open,
 )
-from tenants.db.connections import note_connection_used
+from tenants.db.connections import close_connection, note_connection_used
 from tenants.db.exceptions import TenantDatabaseError
-from tenants.resolution import Refusal, Resolution, resolve_tenant
+from tenants.models import TenantMove
+from tenants.resolution import Refusal, Resolution, resolve_tenant, resolver
 
 # The answer to each refusal, as the API documents it.
 REFUSALS = {
@@ -40,6 +43,16 @@ REFUSALS = {
 }
 PLATFORM = Resolution()
 TENANT_DATABASE_UNAVAILABLE = "Tenant database unavailable"
+TENANT_BEING_MOVED = "Tenant is being moved"
+# A move's cut-over refuses writes for a few seconds (tenants.lifecycle.move).
+MOVE_RETRY_AFTER = 5
+# SQLSTATE read_only_sql_transaction: the source database of a move refuses writes.
+READ_ONLY_SQLSTATE = "25006"
+# SQLSTATE admin_shutdown: a move's cut-over ended the session (and the pooler's).
+ADMIN_SHUTDOWN_SQLSTATE = "57P01"
+# A move ends the source's sessions from its cut-over on (and its drop, once switched).
+SESSIONS_ENDED_STATES = (TenantMove.State.CUTOVER, TenantMove.State.SWITCHED)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def tenant_database_failed(exc: BaseException) -> bool:
@@ -75,6 +88,55 @@ def tenant_database_unavailable_response() -> JsonResponse:
     return error_response(
         503, TENANT_DATABASE_UNAVAILABLE, headers={"Retry-After": str(retry_after)}
     )
+
+
+def tenant_database_read_only(exc: BaseException) -> bool:
+    """True when `exc` is the active tenant's database refusing a write as read-only
+    because the tenant is being moved: its source, in the cut-over or after the flip while
+    this process's cache lags."""
+    if getattr(exc.__cause__, "sqlstate", None) != READ_ONLY_SQLSTATE:
+        return False
+    return _active_tenant_is_moving(exc)
+
+
+def tenant_session_ended_by_move(exc: BaseException) -> bool:
+    """True when `exc` is the active tenant's session ended because a move refused the
+    source's writes (SQLSTATE 57P01, or the connection just lost when the server's message
+    did not arrive first): not an outage, so the circuit stays closed; the connection is
+    closed here and the next one is read-only."""
+    tenant = get_current_tenant()
+    if not isinstance(exc, DatabaseError) or tenant is None:
+        return False
+    ended = getattr(exc.__cause__, "sqlstate", None) == ADMIN_SHUTDOWN_SQLSTATE
+    if not (ended or connection_failed(tenant.alias)):
+        return False
+    if not _active_tenant_is_moving(exc, states=SESSIONS_ENDED_STATES):
+        return False
+    close_connection(tenant.alias)
+    return True
+
+
+def _active_tenant_is_moving(
+    exc: BaseException, states: tuple[str, ...] = TenantMove.OPEN_STATES
+) -> bool:
+    """Whether the active tenant has a move under way (in one of `states`), asked of the
+    main database (this process's cache may not know yet); one query, only on these
+    errors."""
+    tenant = get_current_tenant()
+    if not isinstance(exc, DatabaseError) or tenant is None:
+        return False
+    try:
+        return TenantMove.objects.filter(tenant_id=tenant.pk, state__in=states).exists()
+    except DatabaseError:  # the main database is down too: not this tenant's move
+        return False
+
+
+def tenant_being_moved_response() -> JsonResponse:
+    """503 `Tenant is being moved` with `Retry-After` (API.md). The next request compares
+    the tenant cache's shared version first: the move may have ended (or begun) in
+    another process, and its writes should be taken as soon as it has."""
+    resolver.recheck()
+    return error_response(503, TENANT_BEING_MOVED, headers={"Retry-After": str(MOVE_RETRY_AFTER)})
 
 
 def _header_key(name: str) -> str:
@@ -119,6 +181,12 @@ class TenantMiddleware(HybridMiddleware):
             return error_response(*REFUSALS[resolution.refusal])
         if resolution.tenant is not None and tenant_circuit_open(resolution.tenant):
             return tenant_database_unavailable_response()
+        if (
+            resolution.tenant is not None
+            and resolution.tenant.moving
+            and request.method not in SAFE_METHODS
+        ):
+            return tenant_being_moved_response()
         request.tenant = resolution.tenant
         return None
 
@@ -135,6 +203,8 @@ class TenantMiddleware(HybridMiddleware):
 
     def process_exception(self, request: HttpRequest, exception: Exception):
         # The API's exception handler leaves database errors to the middleware.
+        if tenant_database_read_only(exception) or tenant_session_ended_by_move(exception):
+            return tenant_being_moved_response()
         if tenant_database_failed(exception):
             return tenant_database_unavailable_response()
         return None

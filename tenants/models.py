@@ -91,6 +91,11 @@ class Tenant(models.Model):
         help_text="When its database was dropped (the retention "
         "period before `purge_tenant` counts from here).",
     )
+    moving = models.BooleanField(
+        default=False,
+        help_text="In a move's cut-over: its writes answer 503 'Tenant is being moved', "
+        "its reads go on (`move_tenant`).",
+    )
 
     class Meta:
         ordering = ["slug"]
@@ -197,3 +202,60 @@ class TenantRestore(models.Model):
 
     def __str__(self) -> str:
         return f"restore of {self.tenant.slug} ({self.state})"
+
+
+class TenantMove(models.Model):
+    """One move of a tenant's database to another server (`tenants.lifecycle.move`): where
+    from and where to, and how far it got, so that a move interrupted anywhere is resumed
+    or rolled back from here. The tenant is served from the source until `state` is
+    `switched`, from the target afterwards; the source is dropped at `finished`."""
+
+    class State(models.TextChoices):
+        COPYING = "copying", "Copying (served from the source)"
+        CUTOVER = "cutover", "Cut-over (writes refused, reads from the source)"
+        SWITCHED = "switched", "Switched (served from the target, source kept read-only)"
+        FINISHED = "finished", "Finished (source dropped)"
+        ROLLED_BACK = "rolled_back", "Rolled back (target dropped, served from the source)"
+
+    # The states of a move not over yet: at most one per tenant.
+    OPEN_STATES = (State.COPYING, State.CUTOVER, State.SWITCHED)
+
+    tenant = models.ForeignKey(Tenant, related_name="moves", on_delete=models.CASCADE)
+    source_server = models.ForeignKey(DatabaseServer, related_name="+", on_delete=models.PROTECT)
+    source_database = models.CharField(max_length=255)
+    target_server = models.ForeignKey(DatabaseServer, related_name="+", on_delete=models.PROTECT)
+    target_database = models.CharField(max_length=255)
+    state = models.CharField(
+        max_length=16, choices=State.choices, default=State.COPYING, db_index=True
+    )
+    drop_source = models.BooleanField(
+        default=False, help_text="Drop the source as soon as the placement flips."
+    )
+    details = models.JSONField(
+        default=dict, blank=True, help_text="Timings, rows and checksums per table."
+    )
+    last_error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    cutover_at = models.DateTimeField(null=True, blank=True)
+    switched_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.CharField(
+        max_length=150, blank=True, help_text="The staff user, or empty for a command."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(state__in=["copying", "cutover", "switched"]),
+                name="one_open_move_per_tenant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"move of {self.tenant.slug} to {self.target_server.name} ({self.state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES

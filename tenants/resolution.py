@@ -93,6 +93,12 @@ class TenantResolver:
     def by_slug(self, slug: str) -> Tenant | None:
         return self.lookup(f"slug:{slug}", lambda: _tenant_by_slug(slug))
 
+    def recheck(self) -> None:
+        """Compare the shared version key at the next lookup instead of after the rest of
+        `TENANT_CACHE_TTL`: one cache read, and the cache is dropped only if a tenant or
+        domain changed (a move's cut-over, whose end this process should see at once)."""
+        self._checked_at = 0.0
+
     def invalidate(self) -> None:
         with self._lock:
             self._entries.clear()

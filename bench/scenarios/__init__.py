@@ -48,6 +48,7 @@ ORDER = (
     "backup_restore",
     "ws",
     "logcall",
+    "move_tenant",
 )
 
 
