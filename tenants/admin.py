@@ -6,17 +6,25 @@ models that live only in tenant databases are taken off the platform admin site.
 
 from importlib import import_module
 from importlib.util import find_spec
+from pathlib import Path
 
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
-from django.utils.html import format_html_join
+from django.http import FileResponse, Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from tenants import services
 from tenants.db.aliases import DEFAULT_SERVER, database_name_for
-from tenants.models import DatabaseServer, Domain, Tenant
+from tenants.lifecycle import archive_path
+from tenants.lifecycle.backup import backup_tenant
+from tenants.lifecycle.export import export_tenant
+from tenants.lifecycle.move import move_finish, move_tenant
+from tenants.models import DatabaseServer, Domain, Tenant, TenantArchive
 from tenants.routers import shared_labels, tenant_labels
 from tenants.selectors import PLACED_STATUSES
 from tenants.validators import normalize_host
@@ -134,6 +142,39 @@ class TenantAdminForm(forms.ModelForm):
         return data
 
 
+class TenantArchiveInline(admin.TabularInline):
+    """The backups and exports written of a tenant, each with its download link."""
+
+    model = TenantArchive
+    extra = 0
+    can_delete = False
+    fields = ["kind", "download", "size_bytes", "sha256", "created_at", "created_by", "deleted_at"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="File")
+    def download(self, archive):
+        name = Path(archive.path).name
+        if archive.deleted_at is not None or not Path(archive.path).is_file():
+            return name
+        url = reverse("admin:tenants_tenant_archive", args=[archive.tenant_id, archive.pk])
+        return format_html('<a href="{}">{}</a>', url, name)
+
+
+class MoveForm(forms.Form):
+    server = forms.ModelChoiceField(
+        queryset=DatabaseServer.objects.filter(status=DatabaseServer.Status.ACCEPTING),
+        to_field_name="name",
+        help_text="An accepting server other than the tenant's.",
+    )
+    drop_source = forms.BooleanField(
+        required=False, help_text="Drop the source database as soon as the move switches."
+    )
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = [
@@ -147,8 +188,17 @@ class TenantAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "server"]
     search_fields = ["slug", "name", "domains__domain"]
-    inlines = [DomainInline]
-    actions = ["provision_selected", "migrate_selected", "suspend_selected", "activate_selected"]
+    inlines = [DomainInline, TenantArchiveInline]
+    actions = [
+        "provision_selected",
+        "migrate_selected",
+        "suspend_selected",
+        "activate_selected",
+        "backup_selected",
+        "export_selected",
+        "move_selected",
+        "finish_move_selected",
+    ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -266,6 +316,95 @@ class TenantAdmin(admin.ModelAdmin):
         for tenant in queryset.filter(status=Tenant.Status.SUSPENDED):
             services.tenant_activate(tenant)
         self.message_user(request, "Selected suspended tenants are active.")
+
+    # --- lifecycle: each recorded in the platform audit trail with the staff user --------
+    def _each(self, request, queryset, verb: str, run) -> None:
+        """Run `run(tenant)` for each tenant; its message, or its error, per tenant."""
+        for tenant in queryset:
+            try:
+                done = run(tenant)
+            except ValidationError as exc:
+                self.message_user(
+                    request, f"{tenant.slug}: not {verb}: {'; '.join(exc.messages)}", messages.ERROR
+                )
+            except Exception as exc:
+                reason = services.mask_url_credentials(str(exc))
+                self.message_user(
+                    request, f"{tenant.slug}: {verb} failed: {reason}", messages.ERROR
+                )
+            else:
+                self.message_user(request, f"{tenant.slug}: {done}", messages.SUCCESS)
+
+    @admin.action(description="Back up (a file with a manifest, kept on the server)")
+    def backup_selected(self, request, queryset):
+        def run(tenant):
+            output = archive_path(tenant.slug, "backup", ".tar")
+            archive = backup_tenant(tenant, output=output, actor=request.user)
+            return f"backed up to {Path(archive.path).name} ({archive.size_bytes} bytes)."
+
+        self._each(request, queryset, "backed up", run)
+
+    @admin.action(description="Export data (portable archive, no secrets)")
+    def export_selected(self, request, queryset):
+        def run(tenant):
+            output = archive_path(tenant.slug, "export", ".zip")
+            archive = export_tenant(tenant, output=output, actor=request.user)
+            return f"exported to {Path(archive.path).name} ({archive.size_bytes} bytes)."
+
+        self._each(request, queryset, "exported", run)
+
+    @admin.action(description="Move to another server…")
+    def move_selected(self, request, queryset):
+        form = MoveForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            target, drop = form.cleaned_data["server"], form.cleaned_data["drop_source"]
+
+            def run(tenant):
+                move = move_tenant(tenant, to=target, drop_source=drop, actor=request.user)
+                kept = "" if move.state == "finished" else "; the source is kept until Finish move"
+                return f"moved to {target.name} ({move.state}{kept})."
+
+            self._each(request, queryset, "moved", run)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Move tenants to another server",
+            "tenants": list(queryset.select_related("server")),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/tenants/tenant/move.html", context)
+
+    @admin.action(description="Finish move (drop the source database)")
+    def finish_move_selected(self, request, queryset):
+        def run(tenant):
+            move = move_finish(tenant, actor=request.user)
+            return f"move to {move.target_server.name} finished; the source is dropped."
+
+        self._each(request, queryset, "finished", run)
+
+    def get_urls(self):
+        download = path(
+            "<int:tenant_id>/archives/<int:archive_id>/",
+            self.admin_site.admin_view(self.archive_view),
+            name="tenants_tenant_archive",
+        )
+        return [download, *super().get_urls()]
+
+    def archive_view(self, request, tenant_id: int, archive_id: int):
+        if not self.has_view_permission(request):
+            raise Http404
+        archive = TenantArchive.objects.filter(
+            tenant_id=tenant_id, pk=archive_id, deleted_at=None
+        ).first()
+        if archive is None or not Path(archive.path).is_file():
+            raise Http404
+        return FileResponse(
+            Path(archive.path).open("rb"),
+            as_attachment=True,
+            filename=Path(archive.path).name,
+            content_type="application/octet-stream",
+        )
 
     def has_delete_permission(self, request, obj=None):
         # A deleted row would free the slug while its database lives on, and the next

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from accounts.serializers import NewUserSerializer
 from config.api import DocumentedCharField, StrictSerializer
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantArchive, TenantMove
 from tenants.validators import (
     HOST_MAX_LENGTH,
     HOST_PATTERN,
@@ -89,12 +89,62 @@ class TenantUpdateSerializer(StrictSerializer):
     domains = serializers.ListField(child=_domain(), max_length=MAX_DOMAINS, required=False)
 
 
+class TenantArchiveSerializer(serializers.ModelSerializer):
+    """A backup or export the product wrote: its file's name only (where the deployment
+    keeps it is not the client's business), its digest, who asked for it."""
+
+    file = serializers.SerializerMethodField()
+    available = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TenantArchive
+        fields = [
+            "id", "kind", "file", "size_bytes", "sha256", "created_at", "created_by", "available",
+        ]  # fmt: skip
+
+    def get_file(self, archive) -> str:
+        return Path(archive.path).name
+
+    def get_available(self, archive) -> bool:
+        """Whether it can still be downloaded: not purged, and the file is there."""
+        return archive.deleted_at is None and Path(archive.path).is_file()
+
+
+class TenantMoveRequestSerializer(StrictSerializer):
+    server = DocumentedCharField(
+        max_length=SERVER_NAME_MAX_LENGTH, schema_pattern=SERVER_NAME_PATTERN.pattern
+    )
+    drop_source = serializers.BooleanField(required=False, default=False)
+
+
+class TenantMoveSerializer(serializers.ModelSerializer):
+    """A move's progress: servers by name (never a URL), its state and timings."""
+
+    tenant = serializers.CharField(source="tenant.slug")
+    source_server = serializers.CharField(source="source_server.name")
+    target_server = serializers.CharField(source="target_server.name")
+
+    class Meta:
+        model = TenantMove
+        fields = [
+            "id", "tenant", "source_server", "target_server", "state", "drop_source",
+            "started_at", "cutover_at", "switched_at", "ended_at", "started_by",
+        ]  # fmt: skip
+
+
 # --- documentation only (the views build these bodies from selectors) --------------------
 class TenantPageSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = TenantSerializer(many=True)
+
+
+class TenantArchivePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = TenantArchiveSerializer(many=True)
 
 
 class TenantHealthSerializer(serializers.Serializer):

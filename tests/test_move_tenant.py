@@ -83,7 +83,7 @@ def second(second_server) -> DatabaseServer:
 def mover(second, tenant_databases):
     """A tenant on the default server with a user and five contacts; its databases on both
     servers are dropped afterwards, wherever the move left them."""
-    tenant = provision_tenant(slug=SLUG, name="Mover", domains=[HOST])
+    tenant = provision_tenant(slug=SLUG, name="Mover", domains=[HOST], server="default")
     user = create_user(tenant, "mia")
     for index in range(5):
         create_contact(tenant, f"contact {index}")

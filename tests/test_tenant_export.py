@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditEvent, RecoveryCode, RevokedToken, TotpDevice, User
 from addressbook.models import Contact
-from tenants import services
+from tenants import lifecycle, services
 from tenants.context import use_tenant
 from tenants.lifecycle import export
 from tenants.lifecycle.export import export_tenant, partial_path
@@ -303,10 +303,12 @@ def test_a_second_export_to_the_same_path_is_refused_while_one_runs(
 
 def test_the_default_path_is_a_new_file_in_the_archive_directory(acme, settings, tmp_path):
     settings.TENANT_ARCHIVE_DIR = tmp_path / "archives"
-    path = export.default_export_path(acme, now=timezone.now())
+    path = lifecycle.archive_path(acme.slug, "export", ".zip")
     assert path.parent == tmp_path / "archives" and path.parent.is_dir()
+    assert path.parent.stat().st_mode & 0o777 == 0o700
     assert path.name.startswith("acme-export-") and path.suffix == ".zip"
     assert not path.exists()
+    assert lifecycle.archive_path(acme.slug, "export", ".zip") != path
 
 
 # --- which tenants, and the record --------------------------------------------------------

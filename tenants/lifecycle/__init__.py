@@ -12,6 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
 
 from accounts import audit
 
@@ -22,6 +26,16 @@ def step(operation: str, name: str, slug: str) -> None:
     """The boundary before step `name` of `operation` for tenant `slug`. Work after it must
     be safe to lose: a process killed here leaves the tenant served from one database."""
     logger.info("Tenant %s: %s, step %s", slug, operation, name)
+
+
+def archive_path(slug: str, kind: str, suffix: str) -> Path:
+    """A new file name under TENANT_ARCHIVE_DIR (created when missing, readable by its
+    owner only) for a `kind` ("backup", "export") of tenant `slug`: where the admin and the
+    platform API write, so a client never names a path on the server."""
+    directory = Path(settings.TENANT_ARCHIVE_DIR)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return directory / f"{slug}-{kind}-{stamp}{suffix}"
 
 
 @contextmanager

@@ -308,8 +308,7 @@ def _product_version() -> str:
 
 
 def default_output(slug: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return Path(settings.TENANT_ARCHIVE_DIR) / f"{slug}-{stamp}.tar"
+    return lifecycle.archive_path(slug, "backup", ".tar")
 
 
 def backup_tenant(tenant: Tenant, *, output: Path | None = None, actor=None) -> TenantArchive:

@@ -345,15 +345,6 @@ def _schema(alias: str) -> dict[str, str]:
 
 
 # --- writing the archive ------------------------------------------------------------------
-def default_export_path(tenant: Tenant, *, now: datetime | None = None) -> Path:
-    """A new path for an export of `tenant` in TENANT_ARCHIVE_DIR (created, readable by its
-    owner only, when missing), for callers that choose none (the admin, the API)."""
-    directory = Path(settings.TENANT_ARCHIVE_DIR)
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    stamp = (now or timezone.now()).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return directory / f"{tenant.slug}-export-{stamp}.zip"
-
-
 def partial_path(output: Path) -> Path:
     """Where the archive of `output` is written before it is complete."""
     output = Path(output)
