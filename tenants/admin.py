@@ -200,6 +200,10 @@ class TenantAdmin(admin.ModelAdmin):
         "finish_move_selected",
     ]
 
+    def get_inlines(self, request, obj):
+        # The onboarding form is a tenant and its domains; archives exist only afterwards.
+        return [DomainInline] if obj is None else self.inlines
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = TenantAdminForm

@@ -29,7 +29,7 @@ from tenants.context import use_tenant
 from tenants.db import aliases, servers
 from tenants.db.connections import close_connection
 from tenants.db.exceptions import TenantDatabaseError
-from tenants.models import DatabaseServer, Domain, Tenant
+from tenants.models import DatabaseServer, Domain, Tenant, TenantMove, TenantRestore
 from tenants.selectors import database_server_list, pending_migrations
 from tenants.validators import normalize_host, validate_domain, validate_slug
 
@@ -485,6 +485,16 @@ def tenant_drop(tenant: Tenant) -> Tenant:
                 ]
             }
         )
+    unfinished = _unfinished_operation(tenant)
+    if unfinished:
+        raise ValidationError(
+            {
+                "status": [
+                    f"Tenant '{tenant.slug}' has {unfinished} under way; finish or roll it back "
+                    "first. Nothing was changed."
+                ]
+            }
+        )
     cfg = aliases.tenant_database_settings(tenant, admin=True)
     shared = (
         Tenant.objects.filter(database_name=tenant.database_name)
@@ -509,6 +519,16 @@ def tenant_drop(tenant: Tenant) -> Tenant:
     logger.warning("Tenant %s dropped its database %s", tenant.slug, tenant.database_name)
     audit.record_event(audit.TENANT_DROPPED, target=tenant)
     return tenant
+
+
+def _unfinished_operation(tenant: Tenant) -> str:
+    """What keeps a second database of `tenant` in play: a move not finished (its source or
+    target) or a restore not switched; empty when there is none."""
+    if TenantMove.objects.filter(tenant=tenant, state__in=TenantMove.OPEN_STATES).exists():
+        return "a move"
+    if TenantRestore.objects.filter(tenant=tenant, state=TenantRestore.State.RESTORING).exists():
+        return "a restore"
+    return ""
 
 
 def tenant_update(

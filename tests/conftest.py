@@ -33,6 +33,7 @@ from accounts.mail import wait_for_outgoing_mail
 from bench.servers import PgServer
 from config import ratelimit
 from tenants.db import aliases, breaker, servers
+from tenants.db.aliases import DEFAULT_SERVER
 from tenants.db.servers import postgresql
 from tenants.models import DatabaseServer, Tenant
 from tenants.resolution import resolver
@@ -197,7 +198,10 @@ def _fresh_tenant_resolution():
 
 def _session_tenant(slug: str) -> Tenant:
     # Idempotent: a transactional test's flush may have removed the row; this restores it.
-    return provision_tenant(slug=slug, name=SESSION_TENANTS[slug], domains=[f"{slug}.test"])
+    # On the default server, wherever placement would put a new tenant now.
+    return provision_tenant(
+        slug=slug, name=SESSION_TENANTS[slug], domains=[f"{slug}.test"], server=DEFAULT_SERVER
+    )
 
 
 @pytest.fixture
@@ -212,12 +216,16 @@ def globex(tenant_databases) -> Tenant:
 
 @pytest.fixture
 def tenant_factory(tenant_databases):
-    """Provision extra tenants for one test; their databases are dropped afterwards."""
+    """Provision extra tenants for one test; their databases are dropped afterwards. A
+    tenant goes to the default server unless the test names one (`server=""`: wherever
+    placement puts it) or gives a database URL."""
     made: list[Tenant] = []
 
     def make(slug: str, **kwargs) -> Tenant:
         kwargs.setdefault("name", slug.title())
         kwargs.setdefault("domains", [f"{slug}.test"])
+        if not kwargs.get("database_url"):
+            kwargs.setdefault("server", DEFAULT_SERVER)
         tenant = provision_tenant(slug=slug, **kwargs)
         made.append(tenant)
         return tenant

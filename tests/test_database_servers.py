@@ -133,7 +133,7 @@ def test_a_failed_tenant_from_before_servers_is_finished_on_the_default_server(
         status=Tenant.Status.FAILED,
         database_name=aliases.database_name_for("oldco"),
     )
-    tenant = tenant_factory("oldco", name="Old Co")
+    tenant = tenant_factory("oldco", name="Old Co", server="")
     assert (tenant.status, tenant.server) == (Tenant.Status.ACTIVE, default_server)
     assert tenant.alias == "tenant_oldco"
 
@@ -171,7 +171,7 @@ def test_an_unnamed_tenant_goes_to_the_accepting_server_with_the_most_room(
     second_server.capacity = 5
     second_server.save()
     assert services.choose_server() == second_server
-    tenant = tenant_factory("roomy")
+    tenant = tenant_factory("roomy", server="")
     assert tenant.server == second_server
     # Room 1 on each now: a tie goes to the one with fewer tenants, then by name.
     second_server.capacity = placed(second_server) + 1
@@ -197,7 +197,7 @@ def test_servers_without_capacity_fill_evenly(default_server, second_server, ten
         tenant_factory("evener", server=more.name)
     assert services.choose_server() == fewer
     while placed(fewer) < placed(more):
-        assert tenant_factory(f"even{placed(fewer)}").server == fewer
+        assert tenant_factory(f"even{placed(fewer)}", server="").server == fewer
     # Level now: the tie goes by name.
     assert services.choose_server() == min(fewer, more, key=lambda s: s.name)
 

@@ -12,11 +12,12 @@ from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
+from tenants import services
 from tenants.context import use_tenant
 from tenants.db import aliases, servers
 from tenants.db import connections as tenant_connections
 from tenants.management.commands import migrate_tenants
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantMove, TenantRestore
 from tenants.selectors import expected_tenant_migrations, pending_migrations
 from tests.helpers import client_for, run_command
 
@@ -241,3 +242,31 @@ def test_drop_tenant_with_yes_drops_and_keeps_the_row(tenant_factory):
     response = client_for("tyrell.test").get("/api/address-book")
     assert response.status_code == HTTPStatus.NOT_FOUND
     assert response.json()["message"] == "Unknown tenant"
+
+
+@pytest.mark.parametrize("operation", ["move", "restore"])
+def test_drop_tenant_refuses_a_tenant_with_a_move_or_restore_under_way(tenant_factory, operation):
+    tenant = tenant_factory("midway")
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.SUSPENDED)
+    if operation == "move":
+        server = services.ensure_default_server()
+        TenantMove.objects.create(
+            tenant=tenant,
+            source_server=server,
+            source_database=tenant.database_name,
+            target_server=server,
+            target_database=f"{tenant.database_name}_elsewhere",
+        )
+    else:
+        TenantRestore.objects.create(
+            tenant=tenant,
+            source_slug=tenant.slug,
+            archive_path="/nowhere.tar",
+            sha256="0" * 64,
+            database_name=f"{tenant.database_name}_restored",
+            previous_database_name=tenant.database_name,
+        )
+    with pytest.raises(CommandError, match=f"has a {operation} under way"):
+        run_command("drop_tenant", "midway", "--yes")
+    assert servers.database_exists(aliases.tenant_database_settings(tenant))
+    assert Tenant.objects.get(pk=tenant.pk).status == Tenant.Status.SUSPENDED
