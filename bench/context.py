@@ -21,6 +21,10 @@ SYSTEM_PG = "postgres://postgres@127.0.0.1:5432"  # with --system-pg
 # The product's default TENANT_MAX_OPEN_CONNECTIONS, which the compose file ships: every
 # server of the harness runs with it.
 DEFAULT_TENANT_CAP = 32
+# The tuned variant beside some scale-out rows (never instead of them): a cap that holds a
+# pooler connection for most tenants a worker serves, within the shipped pooler's
+# max_client_conn (2 workers x 480 = 960 < 1000).
+TUNED_TENANT_CAP = 480
 MAIN_DB = "tk_bench"
 PREFIX = "tkbench_"
 PEER_DB = "tk_bench_peer"  # the django-tenants peer's database (bench/peer/)

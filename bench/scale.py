@@ -67,13 +67,15 @@ def measure(
     script_args: tuple[str, ...] = (),
     warm_first: bool = True,
     sample_backends: bool = False,
+    profile: tuple[str, int] | None = None,
 ) -> dict:
     """One closed-loop wrk run (32 connections, `mode.wrk_seconds`) on `server`: one tenant
     (`host`, `token`) or the tenants of the file `hosts` through `script`. A rotation is
     first run unmeasured for `mode.warm_seconds` (steady state: connections, caches).
     Returns wrk's figures plus the workers' CPU per request (ms, from /proc) and, with
     `sample_backends`, the most PostgreSQL backends on tenant databases seen (sampled every
-    0.2 s from pg_stat_activity)."""
+    0.2 s from pg_stat_activity). `profile` (scenario key, run): py-spy on the workers
+    during the measured run with `--profile KEY` (run 0 only)."""
     port = server.port
     common: dict = {"seconds": ctx.mode.wrk_seconds, "connections": 32}
     if hosts is not None:
@@ -84,10 +86,13 @@ def measure(
         common |= {"host": host, "token": token}
     workers = server.workers()
     sampler = BackendSampler(ctx.pg) if sample_backends else None
+    profilers = ctx.profilers(*profile, workers, ctx.mode.wrk_seconds) if profile else []
     cpu_before = cpu_seconds(workers)
     with sampler or contextlib.nullcontext():
         result = wrk(port, LIST_PATH, **common, tag=tag)
     cpu = cpu_seconds(workers) - cpu_before
+    for proc in profilers:
+        proc.wait(timeout=120)
     result["cpu_ms_per_req"] = 1000 * cpu / max(1, result["requests"])
     if sampler is not None:
         result["backends_max"] = sampler.most

@@ -6,7 +6,7 @@ pg_stat_activity during the run: they must stay within the pooler's max_user_con
 
 from __future__ import annotations
 
-from bench.context import BENCH_SLUG, Context, raw
+from bench.context import BENCH_SLUG, TUNED_TENANT_CAP, Context, raw
 from bench.report import Target
 from bench.scale import fresh_product, measure
 from bench.scenarios import Metric, Need
@@ -30,6 +30,7 @@ METRICS = (
         Target("<=", POOLER_LIMIT),
     ),
     Metric("errors", "errors", "", Target("<=", 0)),
+    Metric("ratio_tuned", f"throughput ratio, tuned: cap {TUNED_TENANT_CAP}", "", None),
 )
 
 
@@ -49,9 +50,24 @@ def run(ctx: Context, run: int) -> dict:
             hosts=raw("hosts-zipf.txt"),
             script_args=(str(run), f"zipf={EXPONENT}"),
             sample_backends=True,
+            profile=(KEY, run),
+        )
+    # The tuned variant, on a fresh server of its own; its baseline is the one above (one
+    # tenant holds one connection whatever the cap).
+    with fresh_product(ctx, env={"TENANT_MAX_OPEN_CONNECTIONS": str(TUNED_TENANT_CAP)}) as server:
+        tuned = measure(
+            ctx,
+            server,
+            tag=f"zipf-tuned-{run}",
+            hosts=raw("hosts-zipf.txt"),
+            script_args=(str(run), f"zipf={EXPONENT}"),
+            sample_backends=True,
         )
     return {
         "ratio": many["rps"] / one["rps"],
+        "ratio_tuned": tuned["rps"] / one["rps"],
+        "backends_max_tuned": tuned["backends_max"],
+        "errors_tuned": tuned["errors"],
         "backends_max": many["backends_max"],
         "backends_active_max": many["backends_active_max"],
         "errors": many["errors"] + one["errors"],
@@ -68,4 +84,7 @@ def notes(runs: list[dict], ctx: Context) -> dict[str, str]:
         f"{[r['cpu'] for r in runs]}.",
         "backends_max": f"pooler max_user_connections {POOLER_LIMIT}; of them active at most "
         f"{[r['backends_active_max'] for r in runs]}.",
+        "ratio_tuned": f"TENANT_MAX_OPEN_CONNECTIONS={TUNED_TENANT_CAP} (not shipped), the same "
+        f"pooler; backends at most {[r['backends_max_tuned'] for r in runs]}; errors "
+        f"{[r['errors_tuned'] for r in runs]}.",
     }
