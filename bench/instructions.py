@@ -14,10 +14,14 @@ parsing and writing) is not in it, and is the same for any version of the produc
     python -m bench.instructions measure --tenants 1
     python -m bench.instructions measure --tenants 50 --cap 64
     python -m bench.instructions measure --tree /path/to/other/checkout   # another version
+    python -m bench.instructions measure --tenants 100 --pooled  # tenants through PgBouncer
 
 `seed` makes the databases with the product's own services (`provision_tenant`,
 `issue_tokens`); `measure --tree` runs another checkout's code against them (its schema must
-match).
+match). `--pooled` starts Debian's pgbouncer in front of the server with the shipped limits
+(bench.servers.Pooler) and sends the tenants' queries through it, as the compose file does
+(TENANT_DATABASE_URL the pooler, TENANT_DATABASE_ADMIN_URL the server): a tenant switch then
+costs a pooler connect, SCRAM authentication included.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ PREFIX = "tk_instructions_"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 TOKENS = ROOT / "var" / "bench-instructions-tokens.txt"
 CONTACTS = 200
+POOLER_ENV = "BENCH_INSTRUCTIONS_POOLER_URL"  # set by `measure --pooled` for `serve`
 
 
 def environment(cap: int) -> dict[str, str]:
@@ -67,6 +72,9 @@ def _setup_django(tree: Path, cap: int) -> None:
     for key in ("TENANT_DEFAULT", "TENANT_DATABASE_URL", "TEST_RUN_TAG", "TESTING"):
         os.environ.pop(key, None)
     os.environ.update(environment(cap))
+    if os.environ.get(POOLER_ENV):
+        os.environ["TENANT_DATABASE_URL"] = os.environ[POOLER_ENV]
+        os.environ["TENANT_DATABASE_ADMIN_URL"] = PG
     import django
 
     django.setup()
@@ -184,12 +192,24 @@ def _instructions(tree: Path, tenants: int, cap: int, requests: int) -> int:
         return int(match.group(1))
 
 
-def measure(tree: Path, tenants: int, cap: int, a: int, b: int) -> None:
-    low, high = _instructions(tree, tenants, cap, a), _instructions(tree, tenants, cap, b)
+def measure(tree: Path, tenants: int, cap: int, a: int, b: int, *, pooled: bool) -> None:
+    pooler = None
+    if pooled:
+        from bench.servers import Pooler
+
+        pooler = Pooler(int(PG.rsplit(":", 1)[1])).start()
+        os.environ[POOLER_ENV] = pooler.url
+    try:
+        low, high = _instructions(tree, tenants, cap, a), _instructions(tree, tenants, cap, b)
+    finally:
+        if pooler is not None:
+            pooler.stop()
+            del os.environ[POOLER_ENV]
     per_request = (high - low) / (b - a)
     print(
-        f"tree={tree} tenants={tenants} cap={cap}: {per_request / 1e6:.3f} M instructions "
-        f"a request ({a} and {b} requests: {low:,} and {high:,})"
+        f"tree={tree} tenants={tenants} cap={cap}{' pooled' if pooled else ''}: "
+        f"{per_request / 1e6:.3f} M instructions a request ({a} and {b} requests: {low:,} "
+        f"and {high:,})"
     )
 
 
@@ -201,6 +221,7 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=32)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--counts", default="40,140", help="the two request counts, A,B")
+    parser.add_argument("--pooled", action="store_true", help="tenants through pgbouncer")
     args = parser.parse_args()
     if args.command == "seed":
         seed(args.tenants)
@@ -208,7 +229,7 @@ def main() -> None:
         serve(args.tree.resolve(), args.tenants, args.cap, args.requests)
     else:
         a, b = (int(n) for n in args.counts.split(","))
-        measure(args.tree.resolve(), args.tenants, args.cap, a, b)
+        measure(args.tree.resolve(), args.tenants, args.cap, a, b, pooled=args.pooled)
 
 
 if __name__ == "__main__":

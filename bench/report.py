@@ -189,6 +189,11 @@ def parse_wrk(output: str) -> dict[str, Any]:
         in_dist = False
         if "requests in" in line:
             result["requests"] = int(parts[0])
+        elif parts[0] == "routing" and len(parts) == 3:
+            # bench/rotate_check.lua's summary: routing checked=N errors=M
+            fields = dict(part.split("=", 1) for part in parts[1:])
+            result["routing_checked"] = int(fields["checked"])
+            result["routing_errors"] = int(fields["errors"])
         elif parts[0] == "Requests/sec:":
             result["rps"] = float(parts[1])
         elif parts[0] == "Non-2xx":

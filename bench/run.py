@@ -1,7 +1,10 @@
 """The benchmark harness: `make bench` (or `python -m bench.run [--quick]`).
 
-Starts its own PostgreSQL cluster (`bench.servers.PgServer`; `--system-pg` uses the server
-on 127.0.0.1:5432 instead), provisions bench tenants on it (database names `tk_bench` and
+Starts its own PostgreSQL cluster with PostgreSQL's defaults (`bench.servers.PgServer`;
+`--system-pg` uses the server on 127.0.0.1:5432 instead) and Debian's pgbouncer in front of
+it with the compose file's limits (`bench.servers.Pooler`: tenants go through it, the main
+database and DDL direct, as docker-compose.yml ships), a second cluster and pooler when a
+scenario needs two servers, provisions bench tenants on it (database names `tk_bench` and
 `tkbench_*` only, dropped at the start of each run and at its end; `bench.seed`), starts the
 servers the way production runs them (gunicorn sync workers for HTTP, daphne for the
 WebSocket stream), runs each scenario of `bench/scenarios/` with a load generator on
@@ -25,10 +28,12 @@ from bench.context import (
     HTTP_PORT,
     LIST_PATH,
     MAIN_DB,
-    OWN_CLUSTER_TENANT_CAP,
+    PEER_DB,
     PREFIX,
     RAW,
     RESULTS,
+    SECOND_ADMIN_URL_ENV,
+    SECOND_URL_ENV,
     SYSTEM_PG,
     WS_PORT,
     Context,
@@ -40,7 +45,7 @@ from bench.load import ensure_wrk
 from bench.report import Row, render_json, render_markdown
 from bench.scenarios import ORDER, Need, Scenario, scenarios
 from bench.seed import seed
-from bench.servers import MAX_CONNECTIONS, PgServer, drop_databases, foreign_load, machine_info
+from bench.servers import PgServer, Pooler, drop_databases, foreign_load, machine_info
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -81,27 +86,24 @@ def main(argv: list[str] | None = None) -> int:
     RAW.mkdir(parents=True, exist_ok=True)
     if Need.WRK in needs:
         ensure_wrk()
-    own_pg = None if args.system_pg else PgServer()
-    if own_pg is not None:
-        own_pg.__enter__()  # removed again if it fails to start
-        say(f"own PostgreSQL cluster on {own_pg.url} (max_connections {MAX_CONNECTIONS})")
-    ctx = Context(mode=mode, pg=own_pg.url if own_pg else SYSTEM_PG, profile=set(args.profile))
-    if own_pg is not None:
-        ctx.tenant_cap = OWN_CLUSTER_TENANT_CAP
+    stack = contextlib.ExitStack()
+    try:
+        ctx, own_pg = start_servers(stack, args, mode, needs)
+    except BaseException:
+        stack.close()
+        raise
     started = datetime.now(UTC)
     idle_before = foreign_load()
     say(f"{mode.name} mode; load {idle_before}")
     rows: list[Row] = []
     try:
-        seed(ctx)
-        with contextlib.ExitStack() as stack:
+        seed(ctx, second_server=Need.SECOND_SERVER in needs, peer=Need.PEER in needs)
+        with contextlib.ExitStack() as servers:
             if Need.WS_SERVER in needs:
-                ctx.ws_server = stack.enter_context(ctx.daphne(WS_PORT))
+                ctx.ws_server = servers.enter_context(ctx.daphne(WS_PORT))
             for sc in chosen:
                 # The 2-worker HTTP server runs only for the scenarios that use it, and is
-                # restarted after one that fans out tenant connections: its workers keep up
-                # to TENANT_MAX_OPEN_CONNECTIONS tenant connections each, and PostgreSQL's
-                # max_connections is shared with everything else.
+                # restarted after one that fans out tenant connections.
                 if Need.HTTP_SERVER in sc.needs and ctx.http_server is None:
                     ctx.http_server = ctx.gunicorn(HTTP_PORT).__enter__()
                     warm(ctx)
@@ -121,11 +123,40 @@ def main(argv: list[str] | None = None) -> int:
 
                 connections.close_all()
             with contextlib.suppress(Exception):
-                say(f"dropped {drop_databases(ctx.pg, MAIN_DB, PREFIX)} bench database(s)")
-        if own_pg is not None:
-            own_pg.stop()
+                dropped = drop_databases(ctx.pg, MAIN_DB, PREFIX)
+                dropped += drop_databases(ctx.pg, PEER_DB, PEER_DB)
+                say(f"dropped {dropped} bench database(s)")
+        stack.close()  # the poolers, then the clusters (removed)
     write_results(args.output, rows, ctx, started, idle_before, own_cluster=own_pg is not None)
     return 1 if any(row.error for row in rows) else 0
+
+
+def start_servers(
+    stack: contextlib.ExitStack, args: argparse.Namespace, mode, needs: set
+) -> tuple[Context, PgServer | None]:
+    """The PostgreSQL server(s) and their poolers, entered on `stack`; the run's Context."""
+    own_pg = None if args.system_pg else stack.enter_context(PgServer())
+    pg_url = own_pg.url if own_pg else SYSTEM_PG
+    pooler = stack.enter_context(Pooler(own_pg.port if own_pg else 5432))
+    say(
+        f"PostgreSQL on {pg_url} (its defaults), PgBouncer on port {pooler.port} "
+        f"(max_user_connections {pooler.max_user_connections})"
+    )
+    ctx = Context(
+        mode=mode,
+        pg=pg_url,
+        pooler=pooler.url,
+        pooler_limit=pooler.max_user_connections,
+        profile=set(args.profile),
+    )
+    if Need.SECOND_SERVER in needs:
+        second = stack.enter_context(PgServer())
+        second_pooler = stack.enter_context(Pooler(second.port))
+        ctx.second_pg = second.url
+        ctx.env[SECOND_URL_ENV] = second_pooler.url
+        ctx.env[SECOND_ADMIN_URL_ENV] = second.url
+        say(f"second PostgreSQL on {second.url}, its PgBouncer on port {second_pooler.port}")
+    return ctx, own_pg
 
 
 def run_scenario(ctx: Context, sc: Scenario) -> list[Row]:
@@ -187,10 +218,12 @@ def write_results(
         "server": "gunicorn config.wsgi:application, 2 sync workers, CONN_MAX_AGE=60, "
         f"TENANT_MAX_OPEN_CONNECTIONS={ctx.tenant_cap}; daphne for WebSocket; "
         + (
-            f"the bench's own PostgreSQL cluster (max_connections {MAX_CONNECTIONS})"
+            "the bench's own PostgreSQL cluster (PostgreSQL's defaults: max_connections 100)"
             if own_cluster
             else "the PostgreSQL server on 127.0.0.1:5432"
-        ),
+        )
+        + "; tenants through Debian's pgbouncer (config/pgbouncer, the compose file's "
+        f"limits: max_user_connections {ctx.pooler_limit}), the main database and DDL direct",
     }
     machine = machine_info()
     (RESULTS / f"{output}.md").write_text(render_markdown(rows, machine, meta))

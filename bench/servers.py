@@ -3,17 +3,18 @@
 - the environment the servers run with: production settings, random strong keys, their own
   databases and Redis database so nothing else is touched;
 - gunicorn and daphne as production starts them, waited for on their port, stopped again;
-- a throw-away PostgreSQL cluster (`PgServer`) and the few server-level operations the
-  harness needs before the product exists (create and drop its own databases, read
-  `pg_stat_*`), plus flushing its Redis database;
+- a throw-away PostgreSQL cluster (`PgServer`) with PostgreSQL's defaults, Debian's
+  pgbouncer in front of it as the compose file runs it (`Pooler`), and the few server-level
+  operations the harness needs before the product exists (create and drop its own
+  databases, read `pg_stat_*`), plus flushing its Redis database;
 - what `/proc` tells about a process (children, CPU time, RSS, its sockets) and about the
   machine (cores, memory, load, other test runs).
 
-Why a PostgreSQL cluster of its own: the round-robin scenario keeps a connection per tenant
-in each HTTP worker (2 workers x 100 tenants), which needs more than the 100
-`max_connections` a default server has; a cluster of its own can be sized for that without
-touching the machine's server or anything stored in it. Everything else is PostgreSQL's
-defaults.
+Why a PostgreSQL cluster of its own: a run creates and drops a thousand databases and
+reads server-wide statistics (`pg_stat_activity`, `pg_stat_database`); a cluster of its own
+keeps that away from the machine's server and anything stored in it, and it has exactly
+the shipped server's settings: PostgreSQL's defaults (`max_connections = 100`), nothing
+raised.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from string import Template
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -70,10 +72,13 @@ def server_env(
     return env
 
 
-def manage(env: dict[str, str], *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """`manage.py <args>` with `env`, output captured; never raises on its exit code."""
+def manage(
+    env: dict[str, str], *args: str, timeout: float = 1800, module: str = ""
+) -> subprocess.CompletedProcess:
+    """`manage.py <args>` with `env` (or `python -m <module> <args>`: the peer project's),
+    output captured; never raises on its exit code."""
     return subprocess.run(
-        [PY, "manage.py", *args],
+        [PY, *(("-m", module) if module else ("manage.py",)), *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -170,13 +175,11 @@ def free_port() -> int:
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
-MAX_CONNECTIONS = 300
-# Only what differs from a fresh cluster's defaults.
-SETTINGS = {
-    "max_connections": str(MAX_CONNECTIONS),
-    "listen_addresses": "'127.0.0.1'",
-    "shared_buffers": "'256MB'",
-}
+# PostgreSQL's default, which the compose file's server keeps; the harness's clusters do
+# not set it (SETTINGS), the test suite checks that a cluster has it.
+MAX_CONNECTIONS = 100
+# Only what differs from a fresh cluster's defaults: loopback only.
+SETTINGS = {"listen_addresses": "'127.0.0.1'"}
 
 
 def binaries() -> Path:
@@ -269,6 +272,115 @@ class PgServer:
         self.stop()
 
 
+PGBOUNCER_DIR = ROOT / "config" / "pgbouncer"
+
+
+def pgbouncer_binary() -> str:
+    """Debian's pgbouncer (in /usr/sbin, outside a user's PATH), or PATH's."""
+    if os.access("/usr/sbin/pgbouncer", os.X_OK):
+        return "/usr/sbin/pgbouncer"
+    found = shutil.which("pgbouncer")
+    if found is None:
+        raise RuntimeError("pgbouncer was not found (Debian package pgbouncer)")
+    return found
+
+
+def pgbouncer_defaults() -> dict[str, str]:
+    """config/pgbouncer/defaults.env: the shipped limits (docker-compose.yml sets the same)."""
+    values = {}
+    for line in (PGBOUNCER_DIR / "defaults.env").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+class Pooler:
+    """`with Pooler(port) as pooler:` Debian's pgbouncer in front of the PostgreSQL server on
+    127.0.0.1:`port`, rendered from config/pgbouncer/pgbouncer.ini.template with the shipped
+    values (config/pgbouncer/defaults.env, as docker-compose.yml sets them: transaction
+    pooling, default_pool_size 5, max_db_connections 5, max_user_connections 60,
+    max_client_conn 1000, SCRAM authentication from an auth file), only its address and
+    its server's changed. `pooler.url` is what TENANT_DATABASE_URL names."""
+
+    def __init__(self, server_port: int, **overrides: str) -> None:
+        self.port = free_port()
+        self.user = "postgres"
+        self.password = secrets.token_urlsafe(18)  # the cluster trusts; the pooler does not
+        self.root = Path(tempfile.mkdtemp(prefix="tk-bench-pgbouncer-"))
+        self.values = {
+            **pgbouncer_defaults(),
+            "PGBOUNCER_LISTEN_ADDR": "127.0.0.1",
+            "PGBOUNCER_PORT": str(self.port),
+            "PGBOUNCER_SERVER_HOST": "127.0.0.1",
+            "PGBOUNCER_SERVER_PORT": str(server_port),
+            "PGBOUNCER_AUTH_FILE": str(self.root / "userlist.txt"),
+            "PGBOUNCER_STATS_USERS": self.user,
+            **overrides,
+        }
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{self.user}:{self.password}@127.0.0.1:{self.port}"
+
+    @property
+    def max_user_connections(self) -> int:
+        """The most PostgreSQL backends this pooler opens for the app's user."""
+        return int(self.values["PGBOUNCER_MAX_USER_CONNECTIONS"])
+
+    def start(self) -> Pooler:
+        auth = self.root / "userlist.txt"
+        auth.write_text(f'"{self.user}" "{self.password}"\n')
+        auth.chmod(0o600)
+        ini = self.root / "pgbouncer.ini"
+        template = Template((PGBOUNCER_DIR / "pgbouncer.ini.template").read_text())
+        ini.write_text(template.substitute(self.values))
+        owner = "postgres" if os.geteuid() == 0 else None  # pgbouncer refuses root
+        if owner:
+            uid = pwd.getpwnam(owner)
+            for path in (self.root, auth, ini):
+                os.chown(path, uid.pw_uid, uid.pw_gid)
+        with (self.root / "pgbouncer.log").open("wb") as log:
+            self.proc = subprocess.Popen(
+                _as_owner([pgbouncer_binary(), str(ini)], owner),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = (self.root / "pgbouncer.log").read_text()[-2000:]
+                raise RuntimeError(f"pgbouncer exited: {log}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"pgbouncer did not listen on {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Pooler:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def admin_connection(server: str):
     """An autocommit connection to the `postgres` database of `server` (a URL without a
     database name)."""
@@ -308,6 +420,17 @@ def database_counters(server: str, name: str) -> tuple[int, int]:
     with admin_connection(server) as conn:
         row = conn.execute(
             "SELECT sessions, xact_commit FROM pg_stat_database WHERE datname = %s", [name]
+        ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def backends_in_use(server: str, prefix: str) -> tuple[int, int]:
+    """(backends connected to `<prefix>*` databases, of them not idle) on `server` now."""
+    with admin_connection(server) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity "
+            "WHERE datname LIKE %s",
+            [_like_prefix(prefix)],
         ).fetchone()
     return int(row[0]), int(row[1])
 

@@ -179,13 +179,16 @@ def _postgresql_server_binaries_installed() -> bool:
     available=os.geteuid() != 0 or shutil.which("runuser") is not None,
     install="apt-get install util-linux",
 )
-def test_own_postgresql_cluster_starts_sized_and_is_removed():
-    """The harness's own PostgreSQL cluster: started from the machine's binaries, sized for
-    the round-robin scenario, and gone (server and files) after the `with` block."""
+def test_own_postgresql_cluster_starts_with_the_defaults_and_is_removed():
+    """The harness's own PostgreSQL cluster: started from the machine's binaries with
+    PostgreSQL's defaults as the compose file's server keeps them (max_connections 100,
+    nothing raised), and gone (server and files) after the `with` block."""
     import psycopg
 
-    from bench.servers import MAX_CONNECTIONS, PgServer
+    from bench.servers import MAX_CONNECTIONS, SETTINGS, PgServer
 
+    assert MAX_CONNECTIONS == 100
+    assert set(SETTINGS) == {"listen_addresses"}
     with PgServer() as pg:
         root = pg.root
         with psycopg.connect(f"{pg.url}/postgres") as conn:
@@ -234,20 +237,224 @@ def test_scenario_rows_carry_its_title_targets_and_notes():
     from bench.context import Context, quick
     from bench.scenarios import scenarios
 
-    (scenario,) = scenarios(quick(), ["round_robin"])
+    (scenario,) = scenarios(quick(), ["two_servers"])
     ctx = Context(mode=quick(), pg="postgres://postgres@127.0.0.1:1", env={"X": "1"})
     runs = [
-        {"ratio": 0.95, "rps_one": 600.0, "rps_many": 570.0, "sessions_per_req": 0.0},
-        {"ratio": 0.97, "rps_one": 610.0, "rps_many": 592.0, "sessions_per_req": 0.01},
-    ]
-    (row,) = scenario.rows(ctx, runs, loads=[0.5, 0.6], contention=[0, 2], error="")
-    assert row.key == "round_robin.ratio"
-    assert row.scenario == "same across 10 tenants round-robin vs 1 tenant"
-    assert row.target == Target(">=", 0.90)
-    assert row.verdict() == "met" and row.summary.median == pytest.approx(0.96)
-    assert row.note == (
-        "1 tenant [600, 610] req/s, 10 tenants [570, 592]; new DB sessions per request "
-        "[0.0, 0.01]. other test processes seen: 2"
+        {"ratio": 0.95, "routing_errors": 0, "checked": 1200, "rps_one": 600.0,
+         "rps_two": 570.0, "errors": 0, "first": "one"},
+        {"ratio": 0.97, "routing_errors": 0, "checked": 1300, "rps_one": 610.0,
+         "rps_two": 592.0, "errors": 0, "first": "two"},
+    ]  # fmt: skip
+    ratio, routing = scenario.rows(ctx, runs, loads=[0.5, 0.6], contention=[0, 2], error="")
+    assert ratio.key == "two_servers.ratio" and routing.key == "two_servers.routing_errors"
+    assert ratio.scenario == (
+        "same across 2 PostgreSQL servers x 20 tenants vs 1 server x 40, round-robin, each "
+        "behind PgBouncer"
     )
-    (failed,) = scenario.rows(ctx, [], loads=[0.5], contention=[0], error="RuntimeError: x")
+    assert ratio.target == Target(">=", 0.95) and routing.target == Target("<=", 0)
+    assert ratio.verdict() == "met" and ratio.summary.median == pytest.approx(0.96)
+    assert ratio.note == (
+        "1 server [600, 610] req/s, 2 servers [570, 592]; first measured ['one', 'two']; "
+        "HTTP errors [0, 0]. other test processes seen: 2"
+    )
+    assert routing.note == "answers checked [1200, 1300]. other test processes seen: 2"
+    failed, _ = scenario.rows(ctx, [], loads=[0.5], contention=[0], error="RuntimeError: x")
     assert failed.verdict() == "ERROR" and failed.note == ""
+
+
+def test_parse_wrk_reads_the_routing_check_summary():
+    out = WRK_OUTPUT + "routing checked=6120 errors=3\n"
+    assert parse_wrk(out)["routing_checked"] == 6120
+    assert parse_wrk(out)["routing_errors"] == 3
+    assert "routing_errors" not in parse_wrk(WRK_OUTPUT)
+
+
+def _pgbouncer_installed() -> bool:
+    return os.access("/usr/sbin/pgbouncer", os.X_OK) or shutil.which("pgbouncer") is not None
+
+
+def test_the_pooler_has_the_compose_files_limits():
+    """bench.servers.Pooler renders config/pgbouncer's template with the values the compose
+    file gives its pgbouncer service, only the addresses changed."""
+    import yaml
+
+    from bench.servers import ROOT, Pooler
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    shipped = compose["services"]["pgbouncer"]["environment"]
+    pooler = Pooler(5432)
+    try:
+        for key in (
+            "PGBOUNCER_MAX_CLIENT_CONN",
+            "PGBOUNCER_DEFAULT_POOL_SIZE",
+            "PGBOUNCER_MAX_DB_CONNECTIONS",
+            "PGBOUNCER_MAX_USER_CONNECTIONS",
+        ):
+            assert pooler.values[key] == str(shipped[key]), key
+        assert pooler.values["PGBOUNCER_AUTH_TYPE"] == "scram-sha-256"
+        assert pooler.max_user_connections == int(shipped["PGBOUNCER_MAX_USER_CONNECTIONS"])
+    finally:
+        pooler.stop()
+
+
+@needs_component(
+    "PostgreSQL's server binaries",
+    available=_postgresql_server_binaries_installed(),
+    install="apt-get install postgresql",
+)
+@needs_component("pgbouncer", available=_pgbouncer_installed(), install="apt-get install pgbouncer")
+def test_the_pooler_serves_a_cluster_in_transaction_mode_with_the_shipped_limits():
+    import psycopg
+
+    from bench.servers import PgServer, Pooler
+
+    with PgServer() as pg, Pooler(pg.port) as pooler:
+        with psycopg.connect(f"{pg.url}/postgres", autocommit=True) as conn:
+            conn.execute('CREATE DATABASE "tkbench_pooled"')
+        # A database created after the pooler started is served (the wildcard entry).
+        with psycopg.connect(f"{pooler.url}/tkbench_pooled", autocommit=True) as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == "tkbench_pooled"
+        console = f"{pooler.url}/pgbouncer"
+        with psycopg.connect(console, autocommit=True, prepare_threshold=None) as conn:
+            config = {row[0]: row[1] for row in conn.execute("SHOW CONFIG")}
+        assert config["pool_mode"] == "transaction"
+        assert config["max_user_connections"] == "60"
+        assert config["default_pool_size"] == "5"
+        assert config["max_db_connections"] == "5"
+        root = pooler.root
+    assert not root.exists()
+
+
+class _TenantEcho:
+    """A small HTTP server answering like the product's list: the X-Request-Id echoed, and
+    contacts of the tenant of the Host header, except for the hosts in `wrong` (another
+    tenant's contacts). It counts the requests per host."""
+
+    def __init__(self, wrong: set[str] = frozenset()):
+        import collections
+        import http.server
+        import threading
+
+        hits = self.hits = collections.Counter()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                slug = self.headers["Host"].split(".")[0]
+                hits[slug] += 1
+                owner = "intruder" if slug in wrong else slug
+                body = json.dumps(
+                    {"results": [{"email": f"user{i}@{owner}.example{i}.com"} for i in range(3)]}
+                ).encode()
+                self.send_response(200)
+                self.send_header("X-Request-Id", self.headers.get("X-Request-Id", "none"))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _hosts_file(tmp_path, slugs):
+    path = tmp_path / "hosts.txt"
+    path.write_text("".join(f"{slug}.localhost token-{slug}\n" for slug in slugs))
+    return path
+
+
+@needs_component("wrk", available=shutil.which("wrk") is not None, install="apt-get install wrk")
+def test_rotate_check_counts_answers_with_another_tenants_contacts(tmp_path, monkeypatch):
+    """bench/rotate_check.lua: an answer whose contacts are not the asked tenant's is a
+    routing error, and only those are."""
+    import bench.load
+
+    monkeypatch.setattr(bench.load, "raw", lambda name: tmp_path / name)
+    hosts = _hosts_file(tmp_path, ["t0001", "t0002", "t0003", "t0004"])
+    for wrong, expect_errors in ((set(), False), ({"t0003"}, True)):
+        with _TenantEcho(wrong) as server:
+            result = bench.load.wrk(
+                server.port, "/api/address-book", seconds=1, connections=4,
+                script="rotate_check.lua", script_args=[str(hosts)], tag="check",
+            )  # fmt: skip
+        assert result["routing_checked"] >= result["requests"] > 0
+        if expect_errors:
+            # A quarter of the requests (one tenant of four) came back with the wrong data.
+            assert 0.15 < result["routing_errors"] / result["routing_checked"] < 0.35
+        else:
+            assert result["routing_errors"] == 0
+
+
+@needs_component("wrk", available=shutil.which("wrk") is not None, install="apt-get install wrk")
+def test_rotate_zipf_draws_a_few_hot_tenants_and_a_long_tail(tmp_path, monkeypatch):
+    """bench/rotate.lua with `zipf=1.1`: the line of rank k is drawn about in proportion to
+    1/k^1.1; without it, round-robin (every line equally)."""
+    import bench.load
+
+    monkeypatch.setattr(bench.load, "raw", lambda name: tmp_path / name)
+    slugs = [f"t{i:04d}" for i in range(1, 101)]
+    hosts = _hosts_file(tmp_path, slugs)
+    with _TenantEcho() as server:
+        bench.load.wrk(
+            server.port, "/", seconds=2, connections=2, script="rotate.lua",
+            script_args=[str(hosts), "0", "zipf=1.1"], tag="zipf",
+        )  # fmt: skip
+        zipf = dict(server.hits)
+        server.hits.clear()
+        bench.load.wrk(
+            server.port, "/", seconds=1, connections=2, script="rotate.lua",
+            script_args=[str(hosts)], tag="rr",
+        )  # fmt: skip
+        uniform = dict(server.hits)
+    total = sum(zipf.values())
+    weights = [1 / k**1.1 for k in range(1, 101)]
+    expected_top = weights[0] / sum(weights)  # about 0.19
+    assert abs(zipf["t0001"] / total - expected_top) < 0.05
+    assert zipf["t0001"] > 3 * zipf.get("t0005", 0) > 0
+    assert sum(zipf.get(slug, 0) for slug in slugs[50:]) / total < 0.2  # the long tail
+    assert max(uniform.values()) - min(uniform.values()) <= 2 * 2  # one lap per connection
+
+
+def test_the_peer_project_serves_the_products_contact_columns():
+    """bench/peer/: django-tenants' Contact has the product's columns and table, its list
+    the product's page size and ordering."""
+    import subprocess
+    import sys
+
+    from addressbook.models import CONTACT_FIELDS, Contact
+    from bench.servers import ROOT
+
+    script = (
+        "from bench.peer.contacts.models import Contact; "
+        "from bench.peer.contacts.views import ContactPage, ContactSerializer; "
+        "print(Contact._meta.db_table, ContactPage.page_size, ','.join(ContactPage.ordering), "
+        "','.join(ContactSerializer.Meta.fields), "
+        "','.join(f.column for f in Contact._meta.concrete_fields))"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+        "DJANGO_SETTINGS_MODULE": "bench.peer.settings",
+        "PEER_DATABASE_URL": "postgres://postgres@127.0.0.1:1/peer",
+        "PEER_SECRET_KEY": "x" * 50,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {script}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    table, page_size, ordering, fields, columns = out.stdout.split()
+    assert table == Contact._meta.db_table
+    assert int(page_size) == 50
+    assert ordering == "name,id"
+    assert tuple(fields.split(",")) == CONTACT_FIELDS
+    assert set(columns.split(",")) == {f.column for f in Contact._meta.concrete_fields}

@@ -14,8 +14,9 @@ need) and, optionally, `notes(runs, ctx) -> dict` (metric key -> the context tha
 beside that figure) and `FANS_OUT_CONNECTIONS = True` (the shared HTTP server is restarted
 after it: its workers hold a connection per tenant they served).
 
-`ORDER` is the run order: the scenarios on the shared HTTP server first (round-robin last of
-them: it fans out tenant connections), then the ones that start their own processes.
+`ORDER` is the run order: the scenarios on the shared HTTP server first, then the scale-out
+rows (each starts its own fresh servers: bench/scale.py), then the ones that start other
+processes.
 """
 
 from __future__ import annotations
@@ -40,13 +41,19 @@ ORDER = (
     "deep",
     "daphne",
     "hostile_inputs",
-    "round_robin",
+    "cpu_tenants",
+    "peer",
+    "zipf",
+    "uniform",
+    "two_servers",
+    "rate_limit",
     "provision",
     "migrate",
     "rss",
     "export",
     "backup_restore",
     "ws",
+    "ws_frames",
     "logcall",
     "move_tenant",
 )
@@ -60,6 +67,8 @@ class Need(enum.Enum):
     WRK = "wrk (Debian package)"
     WEBSOCKETS = "the websockets package (the bench extra)"
     DJANGO = "the product's code in the runner's process (django.setup() with the bench env)"
+    PEER = "the django-tenants peer project (bench/peer/), seeded beside the product"
+    SECOND_SERVER = "a second PostgreSQL server behind its own PgBouncer, 500 tenants on it"
 
 
 @dataclass(frozen=True)

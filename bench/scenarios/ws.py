@@ -33,15 +33,21 @@ METRICS = (
 
 
 def run(ctx: Context, run: int) -> dict:
+    return run_clients(ctx, run, rate=ctx.mode.ws_rate, batch_ms=BATCH_MS, key=KEY)
+
+
+def run_clients(ctx: Context, run: int, *, rate: int, batch_ms: int, key: str) -> dict:
+    """`mode.ws_clients` clients asking for `?batch=batch_ms` frames (0: one record per
+    frame, the default mode) while `rate` records/s are logged for `mode.ws_seconds`."""
     mode = ctx.mode
-    expect = mode.ws_rate * mode.ws_seconds
+    expect = rate * mode.ws_seconds
     procs = 2 if mode.ws_clients >= 20 else 1
     per = mode.ws_clients // procs
     clients = []
     for p in range(procs):
-        ready = raw(f"ws-ready-{run}-{p}")
+        ready = raw(f"{key}-ready-{run}-{p}")
         ready.unlink(missing_ok=True)
-        out = raw(f"ws-clients-{run}-{p}.json")
+        out = raw(f"{key}-clients-{run}-{p}.json")
         out.unlink(missing_ok=True)
         argv = [
             PY,
@@ -65,7 +71,7 @@ def run(ctx: Context, run: int) -> dict:
             "--out",
             str(out),
             "--batch-ms",
-            str(BATCH_MS),
+            str(batch_ms),
         ]
         clients.append((subprocess.Popen(argv, cwd=ROOT, env=ctx.env), ready, out))
     deadline = time.time() + 60
@@ -77,7 +83,7 @@ def run(ctx: Context, run: int) -> dict:
         time.sleep(0.1)
     time.sleep(0.5)
     pids = [ctx.ws_server.proc.pid] if ctx.ws_server and ctx.ws_server.proc else []
-    profilers = ctx.profilers(KEY, run, pids + [p.pid for p, _, _ in clients], 20)
+    profilers = ctx.profilers(key, run, pids + [p.pid for p, _, _ in clients], 20)
     gen = subprocess.run(
         [
             PY,
@@ -87,7 +93,7 @@ def run(ctx: Context, run: int) -> dict:
             "--tenant",
             BENCH_SLUG,
             "--rate",
-            str(mode.ws_rate),
+            str(rate),
             "--seconds",
             str(mode.ws_seconds),
         ],
@@ -114,7 +120,7 @@ def run(ctx: Context, run: int) -> dict:
         if out.exists():
             results.extend(json.loads(out.read_text())["clients"])
     summary = summarize(results, generated["sent"], mode.ws_clients, generated)
-    return {**summary, "batch_ms": BATCH_MS}
+    return {**summary, "batch_ms": batch_ms, "rate": rate}
 
 
 def summarize(clients: list[dict], sent: int, wanted: int, generated: dict) -> dict:
