@@ -687,6 +687,28 @@ PLATFORM_CASES: dict[str, PlatformCase] = {
     "api/platform/tenants/<slug:slug>/health": PlatformCase(
         (("GET", "/api/platform/tenants/globex/health", None),), authenticated=True
     ),
+    "api/platform/tenants/<slug:slug>/backups": PlatformCase(
+        (("POST", "/api/platform/tenants/globex/backups", None),), authenticated=True
+    ),
+    "api/platform/tenants/<slug:slug>/exports": PlatformCase(
+        (("POST", "/api/platform/tenants/globex/exports", None),), authenticated=True
+    ),
+    "api/platform/tenants/<slug:slug>/archives": PlatformCase(
+        (("GET", "/api/platform/tenants/globex/archives", None),), authenticated=True
+    ),
+    "api/platform/tenants/<slug:slug>/archives/<int:archive_id>": PlatformCase(
+        (("GET", "/api/platform/tenants/globex/archives/1", None),), authenticated=True
+    ),
+    "api/platform/tenants/<slug:slug>/move": PlatformCase(
+        (
+            ("GET", "/api/platform/tenants/globex/move", None),
+            ("POST", "/api/platform/tenants/globex/move", {"server": "default"}),
+        ),
+        authenticated=True,
+    ),
+    "api/platform/tenants/<slug:slug>/move/finish": PlatformCase(
+        (("POST", "/api/platform/tenants/globex/move/finish", None),), authenticated=True
+    ),
     "api/platform/auth/login/mfa": PlatformCase(
         (("POST", "/api/platform/auth/login/mfa", {"mfa_token": "x", "code": "000000"}),),
         authenticated=False,
