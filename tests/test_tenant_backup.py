@@ -602,3 +602,47 @@ def test_a_backup_signed_with_a_former_secret_key_is_restored(shop, tmp_path, se
     settings.SECRET_KEY_FALLBACKS = []
     with pytest.raises(ValidationError, match="not signed by this deployment"):
         backup.restore_tenant("shop", input=path, as_slug="shop-thrice")
+
+
+def _tar_of(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return path
+
+
+def test_a_malformed_manifest_is_refused_with_a_clear_error(shop, shop_backup, tmp_path):
+    with tarfile.open(shop_backup) as tar:
+        manifest = json.loads(tar.extractfile(backup.MANIFEST).read())
+    body = json.dumps(manifest).encode()
+    other_member = "database.sqlite3" if POSTGRES else "database.dump"
+    cases = {
+        "twice the manifest": [(backup.MANIFEST, body), (backup.MANIFEST, body)],
+        "deeply nested": [
+            (backup.MANIFEST, b"[" * 100_000 + b"]" * 100_000),
+            ("database.dump", b"x"),
+        ],
+        "no format version": [
+            (
+                backup.MANIFEST,
+                json.dumps({k: v for k, v in manifest.items() if k != "format_version"}).encode(),
+            ),
+            ("database.dump", b"x"),
+        ],
+        "names a member it lacks": [
+            (
+                backup.MANIFEST,
+                json.dumps(
+                    {**manifest, "data": {**manifest["data"], "member": other_member}}
+                ).encode(),
+            ),
+            ("database.dump" if POSTGRES else "database.sqlite3", b"x"),
+        ],
+    }
+    for case, members in cases.items():
+        path = _tar_of(tmp_path / f"{case}.tar", members)
+        with pytest.raises(CommandError, match="not a tenant backup"):
+            run_command("restore_tenant", "shop", "--input", str(path), "--as", "malformed")
+    assert not Tenant.objects.filter(slug="malformed").exists()

@@ -467,7 +467,9 @@ def open_archive(path: Path, *, slug: str, engine: str) -> Iterator[Archive]:
                 f"{path} is not a tenant backup (a damaged tar archive)."
             ) from exc
         manifest = _read_manifest(tar, members, path, file_size)
-        _check_manifest(manifest, path, slug=slug, engine=engine)
+        _check_manifest(
+            manifest, path, slug=slug, engine=engine, member_names={m.name for m in members}
+        )
         _check_signature(manifest, path)
         data_member = next(m for m in members if m.name == manifest["data"]["member"])
         if data_member.size != manifest["data"]["size"]:
@@ -490,7 +492,12 @@ def open_archive(path: Path, *, slug: str, engine: str) -> Iterator[Archive]:
 def _read_manifest(tar, members, path: Path, file_size: int) -> dict[str, Any]:
     names = [m.name for m in members]
     data_members = {PostgresqlData.member, SqliteData.member}
-    if len(members) != 2 or MANIFEST not in names or not (set(names) - {MANIFEST}) <= data_members:
+    if (
+        len(members) != 2
+        or len(set(names)) != 2
+        or MANIFEST not in names
+        or not (set(names) - {MANIFEST}) <= data_members
+    ):
         raise ValidationError(
             f"{path} is not a tenant backup (expected {MANIFEST} and one data file, "
             f"found {', '.join(sorted(names))[:200] or 'nothing'})."
@@ -505,13 +512,17 @@ def _read_manifest(tar, members, path: Path, file_size: int) -> dict[str, Any]:
         raise ValidationError(f"{path}: the manifest is too large.")
     try:
         manifest = json.loads(tar.extractfile(manifest_member).read())
-    except (ValueError, tarfile.TarError, OSError) as exc:
-        raise ValidationError(f"{path}: the manifest is not JSON.") from exc
+    except (ValueError, RecursionError, tarfile.TarError, OSError) as exc:
+        raise ValidationError(f"{path} is not a tenant backup (its manifest is not JSON).") from exc
     return manifest
 
 
-def _check_manifest(manifest: Any, path: Path, *, slug: str, engine: str) -> None:
-    unreadable = ValidationError(f"{path}: not a tenant backup manifest this code can read.")
+def _check_manifest(
+    manifest: Any, path: Path, *, slug: str, engine: str, member_names: set[str]
+) -> None:
+    unreadable = ValidationError(
+        f"{path} is not a tenant backup (not a manifest this code can read)."
+    )
     try:
         data = manifest["data"]
         migrations = {tuple(item) for item in manifest["migrations"]}
@@ -527,6 +538,9 @@ def _check_manifest(manifest: Any, path: Path, *, slug: str, engine: str) -> Non
             and isinstance(data["sha256"], str)
             and re.fullmatch(r"[0-9a-f]{64}", data["sha256"]) is not None
             and all(len(item) == 2 and all(isinstance(x, str) for x in item) for item in migrations)
+            and isinstance(manifest["format_version"], int)
+            and isinstance(manifest.get("name", ""), str)
+            and data["member"] in member_names
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise unreadable from exc
