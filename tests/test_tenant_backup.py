@@ -176,6 +176,15 @@ def test_a_backup_is_one_tar_with_a_manifest_and_the_data_and_is_recorded(shop, 
     assert list(tmp_path.iterdir()) == [output]  # no scratch file left beside it
 
 
+def test_a_backup_is_readable_by_its_owner_only(shop, tmp_path):
+    """It holds password hashes, TOTP keys and API key digests: mode 0600 wherever it goes
+    (an export is written so too), whatever the umask and the directory's mode."""
+    path = tmp_path / "shared" / "shop.tar"
+    path.parent.mkdir(mode=0o755)
+    backup.backup_tenant(shop, output=path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_backup_goes_under_the_archive_directory_by_default(shop):
     archive = backup.backup_tenant(shop)
 

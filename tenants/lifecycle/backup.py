@@ -391,6 +391,8 @@ def backup_tenant(tenant: Tenant, *, output: Path | None = None, actor=None) -> 
 def _write_tar(path: Path, manifest: dict[str, Any], data: Path) -> None:
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
     now = int(datetime.now(UTC).timestamp())
+    # Readable by its owner only, as an export is: it holds password hashes and TOTP keys.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mtime, info.mode = len(body), now, 0o600
