@@ -176,6 +176,15 @@ def test_a_backup_is_one_tar_with_a_manifest_and_the_data_and_is_recorded(shop, 
     assert list(tmp_path.iterdir()) == [output]  # no scratch file left beside it
 
 
+def test_a_backup_is_readable_by_its_owner_only(shop, tmp_path):
+    """It holds password hashes, TOTP keys and API key digests: mode 0600 wherever it goes
+    (an export is written so too), whatever the umask and the directory's mode."""
+    path = tmp_path / "shared" / "shop.tar"
+    path.parent.mkdir(mode=0o755)
+    backup.backup_tenant(shop, output=path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_backup_goes_under_the_archive_directory_by_default(shop):
     archive = backup.backup_tenant(shop)
 
@@ -521,3 +530,128 @@ def test_a_finish_killed_keeps_the_aside_database_until_a_rerun_drops_it(shop, s
     run_command("restore_tenant", "shop", "--finish", "--yes")
 
     assert not database_exists(shop, aside_of(previous))
+
+
+# --- hostile files -----------------------------------------------------------------------------
+def _hostile_data(shop: Tenant, tmp: Path) -> bytes:
+    """The data of a backup of `shop` whose database was given a check constraint calling a
+    function that writes a file on the database server when a row is loaded (on PostgreSQL:
+    what pg_restore runs as the admin user), or, on SQLite, a trigger."""
+    path = tmp / "plain.tar"
+    backup.backup_tenant(shop, output=path)
+    alias = aliases.register_tenant_database(shop)
+    with connections[alias].cursor() as cursor:
+        if POSTGRES:
+            cursor.execute(
+                "CREATE FUNCTION public.restore_runs_this(i bigint) RETURNS boolean "
+                "LANGUAGE plpgsql VOLATILE AS $$ BEGIN "
+                "CREATE TABLE IF NOT EXISTS public.restore_ran_this(x int); "
+                "RETURN true; END $$"
+            )
+            cursor.execute(
+                "ALTER TABLE addressbook_contact ADD CONSTRAINT hostile "
+                "CHECK (public.restore_runs_this(id))"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER hostile AFTER INSERT ON addressbook_contact "
+                "BEGIN DELETE FROM accounts_user; END"
+            )
+    connections[alias].close()
+    hostile = tmp / "hostile-source.tar"
+    backup.backup_tenant(shop, output=hostile)
+    with tarfile.open(hostile) as tar:
+        member = next(m for m in tar.getmembers() if m.name != backup.MANIFEST)
+        data = tar.extractfile(member).read()
+    return data
+
+
+def test_a_backup_this_deployment_did_not_write_is_refused_before_its_data_is_loaded(
+    shop, tmp_path
+):
+    """A file whose manifest matches its data but that no backup_tenant of this deployment
+    signed (a dump of another database, with a function run at load time) is refused:
+    pg_restore would run its SQL as the server's admin user."""
+    genuine = tmp_path / "genuine.tar"
+    backup.backup_tenant(shop, output=genuine)
+    data = _hostile_data(shop, tmp_path)
+
+    def forged_manifest(manifest):
+        manifest = {**manifest, "data": {**manifest["data"]}}
+        manifest["data"]["size"] = len(data)
+        manifest["data"]["sha256"] = hashlib.sha256(data).hexdigest()
+        return manifest
+
+    forged = rewrite(
+        genuine, tmp_path / "forged.tar", manifest=forged_manifest, data=lambda _: data
+    )
+    unsigned = rewrite(
+        genuine,
+        tmp_path / "unsigned.tar",
+        manifest=lambda m: {k: v for k, v in m.items() if k != "signature"},
+    )
+    for path in (forged, unsigned):
+        with pytest.raises(CommandError, match="not signed by this deployment"):
+            run_command("restore_tenant", "shop", "--input", str(path), "--as", "copycat")
+    assert not Tenant.objects.filter(slug="copycat").exists()
+    copycat = {**aliases.tenant_database_settings(shop, admin=True)}
+    copycat["NAME"] = aliases.database_name_for("copycat", server=shop.server)
+    assert not servers.database_exists(copycat)
+
+
+def test_a_backup_signed_with_a_former_secret_key_is_restored(shop, tmp_path, settings):
+    path = tmp_path / "old-key.tar"
+    backup.backup_tenant(shop, output=path)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-key-" + "k" * 60
+    tenant = backup.restore_tenant("shop", input=path, as_slug="shop-again")
+    assert names_in(tenant) == ["ada", "bob", "cy"]
+    aliases.unregister_alias(tenant.alias)
+    servers.drop_database(aliases.tenant_database_settings(tenant, admin=True))
+    settings.SECRET_KEY_FALLBACKS = []
+    with pytest.raises(ValidationError, match="not signed by this deployment"):
+        backup.restore_tenant("shop", input=path, as_slug="shop-thrice")
+
+
+def _tar_of(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return path
+
+
+def test_a_malformed_manifest_is_refused_with_a_clear_error(shop, shop_backup, tmp_path):
+    with tarfile.open(shop_backup) as tar:
+        manifest = json.loads(tar.extractfile(backup.MANIFEST).read())
+    body = json.dumps(manifest).encode()
+    other_member = "database.sqlite3" if POSTGRES else "database.dump"
+    cases = {
+        "twice the manifest": [(backup.MANIFEST, body), (backup.MANIFEST, body)],
+        "deeply nested": [
+            (backup.MANIFEST, b"[" * 100_000 + b"]" * 100_000),
+            ("database.dump", b"x"),
+        ],
+        "no format version": [
+            (
+                backup.MANIFEST,
+                json.dumps({k: v for k, v in manifest.items() if k != "format_version"}).encode(),
+            ),
+            ("database.dump", b"x"),
+        ],
+        "names a member it lacks": [
+            (
+                backup.MANIFEST,
+                json.dumps(
+                    {**manifest, "data": {**manifest["data"], "member": other_member}}
+                ).encode(),
+            ),
+            ("database.dump" if POSTGRES else "database.sqlite3", b"x"),
+        ],
+    }
+    for case, members in cases.items():
+        path = _tar_of(tmp_path / f"{case}.tar", members)
+        with pytest.raises(CommandError, match="not a tenant backup"):
+            run_command("restore_tenant", "shop", "--input", str(path), "--as", "malformed")
+    assert not Tenant.objects.filter(slug="malformed").exists()

@@ -8,7 +8,10 @@ server's major version, run in a snapshot the row counts were read in) or
 
 A restore checks the whole file before anything changes (a plain tar of exactly those two
 members, sizes within the file, the checksum, the slug, the engine, no migration this code
-does not know), restores into a new database on the tenant's server, checks its rows
+does not know, and the manifest's signature: an HMAC under SECRET_KEY, or one of
+SECRET_KEY_FALLBACKS, that only a backup_tenant of this deployment writes; a dump is SQL
+that pg_restore runs as the server's admin user, so a file from anywhere else, however
+well formed, is never loaded), restores into a new database on the tenant's server, checks its rows
 against the manifest, migrates it forward, and only then switches the tenant to it. Into
 an existing tenant, the previous database is first made read-only (its sessions ended), so
 that nothing can be written there once the restored one is served; it is kept aside until
@@ -44,6 +47,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts import audit
 from tenants import lifecycle, services
@@ -58,6 +62,8 @@ ARCHIVE_FORMAT = "tenantkit-tenant-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 1 << 20
+SIGNATURE = "signature"
+_SIGNATURE_SALT = "tenants.lifecycle.backup.manifest"
 _CHUNK = 1 << 20
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_]")
 
@@ -358,6 +364,7 @@ def backup_tenant(tenant: Tenant, *, output: Path | None = None, actor=None) -> 
                     "sha256": _sha256_of(dumped),
                 },
             }
+            manifest[SIGNATURE] = manifest_signature(manifest, settings.SECRET_KEY)
             partial = Path(scratch) / "backup.tar"
             _write_tar(partial, manifest, dumped)
             size, digest = partial.stat().st_size, _sha256_of(partial)
@@ -384,6 +391,8 @@ def backup_tenant(tenant: Tenant, *, output: Path | None = None, actor=None) -> 
 def _write_tar(path: Path, manifest: dict[str, Any], data: Path) -> None:
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
     now = int(datetime.now(UTC).timestamp())
+    # Readable by its owner only, as an export is: it holds password hashes and TOTP keys.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mtime, info.mode = len(body), now, 0o600
@@ -394,6 +403,29 @@ def _write_tar(path: Path, manifest: dict[str, Any], data: Path) -> None:
             tar.addfile(info, fileobj=handle)
     with path.open("rb+") as handle:
         os.fsync(handle.fileno())
+
+
+def manifest_signature(manifest: dict[str, Any], key: str) -> str:
+    """The HMAC-SHA256 under `key` of the manifest without its signature (canonical JSON);
+    the manifest holds the data's SHA-256, so it stands for the whole backup."""
+    unsigned = {k: v for k, v in manifest.items() if k != SIGNATURE}
+    body = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return salted_hmac(_SIGNATURE_SALT, body, secret=key, algorithm="sha256").hexdigest()
+
+
+def _check_signature(manifest: dict[str, Any], path: Path) -> None:
+    """ValidationError unless a backup_tenant of this deployment (SECRET_KEY, or a key of
+    SECRET_KEY_FALLBACKS) signed the manifest."""
+    found = manifest.get(SIGNATURE)
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    if not isinstance(found, str) or not any(
+        constant_time_compare(found, manifest_signature(manifest, key)) for key in keys
+    ):
+        raise ValidationError(
+            f"{path} is not signed by this deployment (its manifest's signature does not "
+            "match SECRET_KEY or SECRET_KEY_FALLBACKS); only a backup this deployment wrote "
+            "is restored."
+        )
 
 
 class _BytesReader:
@@ -437,7 +469,10 @@ def open_archive(path: Path, *, slug: str, engine: str) -> Iterator[Archive]:
                 f"{path} is not a tenant backup (a damaged tar archive)."
             ) from exc
         manifest = _read_manifest(tar, members, path, file_size)
-        _check_manifest(manifest, path, slug=slug, engine=engine)
+        _check_manifest(
+            manifest, path, slug=slug, engine=engine, member_names={m.name for m in members}
+        )
+        _check_signature(manifest, path)
         data_member = next(m for m in members if m.name == manifest["data"]["member"])
         if data_member.size != manifest["data"]["size"]:
             raise ValidationError(f"{path}: the data's size differs from its manifest's.")
@@ -459,7 +494,12 @@ def open_archive(path: Path, *, slug: str, engine: str) -> Iterator[Archive]:
 def _read_manifest(tar, members, path: Path, file_size: int) -> dict[str, Any]:
     names = [m.name for m in members]
     data_members = {PostgresqlData.member, SqliteData.member}
-    if len(members) != 2 or MANIFEST not in names or not (set(names) - {MANIFEST}) <= data_members:
+    if (
+        len(members) != 2
+        or len(set(names)) != 2
+        or MANIFEST not in names
+        or not (set(names) - {MANIFEST}) <= data_members
+    ):
         raise ValidationError(
             f"{path} is not a tenant backup (expected {MANIFEST} and one data file, "
             f"found {', '.join(sorted(names))[:200] or 'nothing'})."
@@ -474,13 +514,17 @@ def _read_manifest(tar, members, path: Path, file_size: int) -> dict[str, Any]:
         raise ValidationError(f"{path}: the manifest is too large.")
     try:
         manifest = json.loads(tar.extractfile(manifest_member).read())
-    except (ValueError, tarfile.TarError, OSError) as exc:
-        raise ValidationError(f"{path}: the manifest is not JSON.") from exc
+    except (ValueError, RecursionError, tarfile.TarError, OSError) as exc:
+        raise ValidationError(f"{path} is not a tenant backup (its manifest is not JSON).") from exc
     return manifest
 
 
-def _check_manifest(manifest: Any, path: Path, *, slug: str, engine: str) -> None:
-    unreadable = ValidationError(f"{path}: not a tenant backup manifest this code can read.")
+def _check_manifest(
+    manifest: Any, path: Path, *, slug: str, engine: str, member_names: set[str]
+) -> None:
+    unreadable = ValidationError(
+        f"{path} is not a tenant backup (not a manifest this code can read)."
+    )
     try:
         data = manifest["data"]
         migrations = {tuple(item) for item in manifest["migrations"]}
@@ -496,6 +540,9 @@ def _check_manifest(manifest: Any, path: Path, *, slug: str, engine: str) -> Non
             and isinstance(data["sha256"], str)
             and re.fullmatch(r"[0-9a-f]{64}", data["sha256"]) is not None
             and all(len(item) == 2 and all(isinstance(x, str) for x in item) for item in migrations)
+            and isinstance(manifest["format_version"], int)
+            and isinstance(manifest.get("name", ""), str)
+            and data["member"] in member_names
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise unreadable from exc
