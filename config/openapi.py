@@ -86,7 +86,12 @@ class CharFieldExtension(OpenApiSerializerFieldExtension):
         if pattern is None:
             blank_refused = field.trim_whitespace and not field.allow_blank
             pattern = TEXT_PATTERN if blank_refused else NO_NUL_PATTERN
-        return {**schema, "pattern": pattern}
+        schema = {**schema, "pattern": pattern}
+        if field.allow_blank and not schema.get("minLength"):
+            # drf-spectacular states a blank-allowed field as oneOf [this, maxLength 0]:
+            # this branch must not match "" too, or "" matches both and oneOf refuses it.
+            schema["minLength"] = 1
+        return schema
 
 
 class ErrorSerializer(serializers.Serializer):

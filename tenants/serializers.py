@@ -110,7 +110,7 @@ class TenantArchiveSerializer(serializers.ModelSerializer):
         return archive.deleted_at is None and Path(archive.path).is_file()
 
 
-class TenantMoveRequestSerializer(StrictSerializer):
+class TenantMoveInputSerializer(StrictSerializer):
     server = DocumentedCharField(
         max_length=SERVER_NAME_MAX_LENGTH, schema_pattern=SERVER_NAME_PATTERN.pattern
     )

@@ -28,7 +28,7 @@ from tenants.serializers import (
     TenantArchiveSerializer,
     TenantCreateSerializer,
     TenantHealthSerializer,
-    TenantMoveRequestSerializer,
+    TenantMoveInputSerializer,
     TenantMoveSerializer,
     TenantPageSerializer,
     TenantSerializer,
@@ -237,12 +237,12 @@ class TenantMoveView(PlatformView):
         tags=["platform"],
         summary="Move a tenant's database to another server (or resume its move); the "
         "source is kept until finished unless drop_source",
-        request=TenantMoveRequestSerializer,
+        request=TenantMoveInputSerializer,
         responses={200: TenantMoveSerializer, 404: NOT_FOUND},
     )
     def post(self, request, slug: str):
         tenant = _tenant_or_404(slug)
-        serializer = TenantMoveRequestSerializer(data=request.data)
+        serializer = TenantMoveInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         target = DatabaseServer.objects.filter(name=data["server"]).first()
