@@ -18,9 +18,10 @@ RESULTS = BENCH / "results"
 RAW = RESULTS / "raw"
 
 SYSTEM_PG = "postgres://postgres@127.0.0.1:5432"  # with --system-pg
-# The product's default TENANT_MAX_OPEN_CONNECTIONS, which the compose file ships: every
-# server of the harness runs with it.
-DEFAULT_TENANT_CAP = 32
+# The TENANT_MAX_OPEN_CONNECTIONS the compose file ships (tenants behind the pooler: each
+# kept connection is a pooler client, not a backend): every server of the harness runs with
+# it.
+DEFAULT_TENANT_CAP = 240
 # The tuned variant beside some scale-out rows (never instead of them): a cap that holds a
 # pooler connection for most tenants a worker serves, within the shipped pooler's
 # max_client_conn (2 workers x 480 = 960 < 1000).

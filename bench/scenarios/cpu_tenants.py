@@ -14,7 +14,7 @@ from bench.scenarios import Metric, Need
 KEY = "cpu_tenants"
 TITLE = (
     "server CPU per request, 1 vs {mode.rr_tenants} vs {mode.tenants:,} tenants round-robin "
-    "on the same 2 workers (PgBouncer, cap 32)"
+    "on the same 2 workers (PgBouncer, cap 240)"
 )
 NEEDS = {Need.POSTGRESQL, Need.REDIS, Need.WRK}
 METRICS = (

@@ -19,7 +19,7 @@ TITLE = "1 gunicorn worker after requests for all {mode.tenants:,}+ tenants"
 NEEDS = {Need.POSTGRESQL, Need.REDIS, Need.WRK}
 METRICS = (
     Metric("rss_mb", "RSS", "MB", Target("<=", 300, "MB")),
-    Metric("connections", "tenant connections held", "", Target("<=", 32)),
+    Metric("connections", "tenant connections held", "", Target("<=", DEFAULT_TENANT_CAP)),
 )
 
 

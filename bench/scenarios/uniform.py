@@ -1,5 +1,5 @@
 """1,000 tenants round-robin (uniform: every request for another tenant than the last 999),
-as shipped (PgBouncer, cap 32), against one tenant measured first on the same freshly
+as shipped (PgBouncer, cap 240), against one tenant measured first on the same freshly
 started server: the throughput ratio and what a tenant switch costs.
 
 The cost of a switch: with 1,000 tenants in rotation and 32 connections kept per worker,

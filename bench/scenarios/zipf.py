@@ -1,6 +1,6 @@
 """1,000 tenants, requests spread Zipf-like (the tenant of rank k drawn with probability
 proportional to 1/k^1.1: a few hot tenants, a long tail; bench/rotate.lua), as shipped
-(PgBouncer with the compose file's limits, cap 32), against one tenant measured first on
+(PgBouncer with the compose file's limits, cap 240), against one tenant measured first on
 the same freshly started server. PostgreSQL backends on tenant databases are sampled from
 pg_stat_activity during the run: they must stay within the pooler's max_user_connections."""
 
