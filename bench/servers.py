@@ -295,24 +295,40 @@ def pgbouncer_defaults() -> dict[str, str]:
     return values
 
 
+def auth_line(user: str, password: str) -> str:
+    """One line of PgBouncer's auth file: both fields in double quotes, a quote doubled."""
+    return " ".join('"' + field.replace('"', '""') + '"' for field in (user, password)) + "\n"
+
+
 class Pooler:
     """`with Pooler(port) as pooler:` Debian's pgbouncer in front of the PostgreSQL server on
-    127.0.0.1:`port`, rendered from config/pgbouncer/pgbouncer.ini.template with the shipped
-    values (config/pgbouncer/defaults.env, as docker-compose.yml sets them: transaction
-    pooling, default_pool_size 5, max_db_connections 5, max_user_connections 60,
-    max_client_conn 1000, SCRAM authentication from an auth file), only its address and
-    its server's changed. `pooler.url` is what TENANT_DATABASE_URL names."""
+    `server_host`:`port`, rendered from config/pgbouncer/pgbouncer.ini.template with the
+    shipped values (config/pgbouncer/defaults.env, as docker-compose.yml sets them:
+    transaction pooling, default_pool_size 5, max_db_connections 5, max_user_connections
+    60, max_client_conn 1000, md5 from an auth file), only its address, its server and the
+    `overrides` changed. `pooler.url` is what TENANT_DATABASE_URL names. The test run's
+    pooler (tests/pgbouncer.py) is this one with the tests' limits."""
 
-    def __init__(self, server_port: int, **overrides: str) -> None:
+    def __init__(
+        self,
+        server_port: int,
+        *,
+        server_host: str = "127.0.0.1",
+        user: str = "postgres",
+        password: str = "",
+        **overrides: str,
+    ) -> None:
         self.port = free_port()
-        self.user = "postgres"
-        self.password = secrets.token_urlsafe(18)  # the cluster trusts; the pooler does not
-        self.root = Path(tempfile.mkdtemp(prefix="tk-bench-pgbouncer-"))
+        self.user = user
+        # A cluster that trusts local connections still gets a password at the pooler.
+        self.password = password or secrets.token_urlsafe(18)
+        self.root = Path(tempfile.mkdtemp(prefix="tk-pgbouncer-"))
+        self.log = self.root / "pgbouncer.log"
         self.values = {
             **pgbouncer_defaults(),
             "PGBOUNCER_LISTEN_ADDR": "127.0.0.1",
             "PGBOUNCER_PORT": str(self.port),
-            "PGBOUNCER_SERVER_HOST": "127.0.0.1",
+            "PGBOUNCER_SERVER_HOST": server_host,
             "PGBOUNCER_SERVER_PORT": str(server_port),
             "PGBOUNCER_AUTH_FILE": str(self.root / "userlist.txt"),
             "PGBOUNCER_STATS_USERS": self.user,
@@ -322,16 +338,37 @@ class Pooler:
 
     @property
     def url(self) -> str:
+        """The pooled server, as TENANT_DATABASE_URL names it (no database)."""
         return f"postgres://{self.user}:{self.password}@127.0.0.1:{self.port}"
+
+    @property
+    def console(self) -> dict:
+        """psycopg.connect() arguments of the admin console (the `pgbouncer` database)."""
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": "pgbouncer",
+            "autocommit": True,
+        }
 
     @property
     def max_user_connections(self) -> int:
         """The most PostgreSQL backends this pooler opens for the app's user."""
         return int(self.values["PGBOUNCER_MAX_USER_CONNECTIONS"])
 
+    def show(self, what: str) -> list[dict]:
+        """`SHOW <what>` on the admin console, as dicts."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(**self.console, row_factory=dict_row) as conn:
+            return conn.execute(f"SHOW {what}").fetchall()
+
     def start(self) -> Pooler:
-        auth = self.root / "userlist.txt"
-        auth.write_text(f'"{self.user}" "{self.password}"\n')
+        auth = Path(self.values["PGBOUNCER_AUTH_FILE"])
+        auth.write_text(auth_line(self.user, self.password))
         auth.chmod(0o600)
         ini = self.root / "pgbouncer.ini"
         template = Template((PGBOUNCER_DIR / "pgbouncer.ini.template").read_text())
@@ -341,7 +378,7 @@ class Pooler:
             uid = pwd.getpwnam(owner)
             for path in (self.root, auth, ini):
                 os.chown(path, uid.pw_uid, uid.pw_gid)
-        with (self.root / "pgbouncer.log").open("wb") as log:
+        with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 _as_owner([pgbouncer_binary(), str(ini)], owner),
                 stdout=log,
@@ -350,8 +387,7 @@ class Pooler:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log = (self.root / "pgbouncer.log").read_text()[-2000:]
-                raise RuntimeError(f"pgbouncer exited: {log}")
+                raise RuntimeError(f"pgbouncer exited: {self.log.read_text()[-2000:]}")
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5),

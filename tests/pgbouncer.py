@@ -17,19 +17,15 @@ pooler's tests skip), or stops it with `TENANTKIT_REQUIRE_ALL=1` (CI).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pwd
 import secrets
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 from string import Template
 
 import pytest
+
+from bench.servers import Pooler, auth_line, pgbouncer_defaults
 
 ENABLE = "TENANTKIT_PGBOUNCER"
 SECOND_SERVER_URL = "TENANTKIT_SECOND_SERVER_URL"
@@ -71,14 +67,7 @@ def enabled() -> bool:
     return os.environ.get(ENABLE) == "1"
 
 
-def defaults() -> dict[str, str]:
-    """config/pgbouncer/defaults.env as a dict."""
-    values = {}
-    for line in (CONFIG_DIR / "defaults.env").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
+defaults = pgbouncer_defaults  # config/pgbouncer/defaults.env as a dict
 
 
 def render(values: dict[str, str]) -> str:
@@ -87,118 +76,18 @@ def render(values: dict[str, str]) -> str:
     return template.substitute({**defaults(), **values})
 
 
-def userlist_line(user: str, password: str) -> str:
-    """One auth file line: both fields in double quotes, a quote inside doubled."""
-    return " ".join('"' + field.replace('"', '""') + '"' for field in (user, password)) + "\n"
+userlist_line = auth_line  # one auth file line (bench.servers)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PgBouncer:
+class PgBouncer(Pooler):
     """`with PgBouncer(host, port, user, password) as pooler:` pgbouncer on `pooler.port`
-    in front of the server at host:port; its files are removed on exit."""
+    in front of the server at host:port, with the tests' limits; its files are removed on
+    exit (bench.servers.Pooler, the benchmark's pooler, with TEST_LIMITS)."""
 
     def __init__(self, host: str, port: int, user: str, password: str, **limits: str):
-        self.server = (host, int(port))
-        self.user, self.password = user, password
-        self.port = _free_port()
-        self.limits = limits
-        self.owner = "postgres" if os.geteuid() == 0 else None  # pgbouncer refuses root
-        self.root = Path(tempfile.mkdtemp(prefix="tk-pgbouncer-"))
-        self.log = self.root / "pgbouncer.log"
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        """The pooled server, as TENANT_DATABASE_URL names it (no database)."""
-        return f"postgres://{self.user}:{self.password}@127.0.0.1:{self.port}"
-
-    @property
-    def console(self) -> dict:
-        """psycopg.connect() arguments of the admin console (the `pgbouncer` database)."""
-        return {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "user": self.user,
-            "password": self.password,
-            "dbname": "pgbouncer",
-            "autocommit": True,
-        }
-
-    def start(self) -> PgBouncer:
-        auth_file = self.root / "userlist.txt"
-        auth_file.write_text(userlist_line(self.user, self.password))
-        auth_file.chmod(0o600)
-        ini = self.root / "pgbouncer.ini"
-        ini.write_text(
-            render(
-                {
-                    **TEST_LIMITS,
-                    "PGBOUNCER_PORT": str(self.port),
-                    "PGBOUNCER_SERVER_HOST": self.server[0],
-                    "PGBOUNCER_SERVER_PORT": str(self.server[1]),
-                    "PGBOUNCER_AUTH_FILE": str(auth_file),
-                    "PGBOUNCER_STATS_USERS": self.user,
-                    **self.limits,
-                }
-            )
+        super().__init__(
+            int(port), server_host=host, user=user, password=password, **{**TEST_LIMITS, **limits}
         )
-        if self.owner:
-            owner = pwd.getpwnam(self.owner)
-            for path in (self.root, auth_file, ini):
-                os.chown(path, owner.pw_uid, owner.pw_gid)
-        argv = [binary() or "pgbouncer", str(ini)]
-        if self.owner:
-            argv = ["runuser", "-u", self.owner, "--", *argv]
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        self._wait_until_listening()
-        return self
-
-    def _wait_until_listening(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited: {self.log.read_text()[-2000:]}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"pgbouncer did not listen on {self.port}")
-
-    def show(self, what: str) -> list[dict]:
-        """`SHOW <what>` on the admin console, as dicts."""
-        import psycopg
-        from psycopg.rows import dict_row
-
-        with psycopg.connect(**self.console, row_factory=dict_row) as conn:
-            return conn.execute(f"SHOW {what}").fetchall()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> PgBouncer:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 class PoolerTopology:
