@@ -248,20 +248,7 @@ class TenantMoveView(PlatformView):
         target = DatabaseServer.objects.filter(name=data["server"]).first()
         if target is None:
             raise ValidationError({"server": [f"Unknown database server '{data['server']}'."]})
-        try:
-            move = move_tenant(
-                tenant, to=target, drop_source=data["drop_source"], actor=request.user
-            )
-        except ValidationError as exc:
-            # The service names the target `to`, as the command's option; here it is `server`.
-            if not hasattr(exc, "error_dict"):
-                raise
-            raise ValidationError(
-                {
-                    ("server" if field == "to" else field): errors
-                    for field, errors in exc.error_dict.items()
-                }
-            ) from exc
+        move = move_tenant(tenant, to=target, drop_source=data["drop_source"], actor=request.user)
         return Response(TenantMoveSerializer(move).data)
 
 

@@ -167,18 +167,18 @@ def validate_move(tenant: Tenant, to: DatabaseServer) -> None:
         )  # fmt: skip
     if tenant.server_id == to.pk:
         raise ValidationError(
-            {"to": [f"Tenant '{tenant.slug}' is on database server '{to.name}' already."]}
+            {"server": [f"Tenant '{tenant.slug}' is on database server '{to.name}' already."]}
         )
     choose_server(to.name)  # accepting and not full, else ValidationError on `server`
     try:
         source = _source_settings_of(tenant)
         target = aliases.settings_of_server(to, admin=True)
     except TenantDatabaseError as exc:
-        raise ValidationError({"to": [str(exc)]}) from exc
+        raise ValidationError({"server": [str(exc)]}) from exc
     if not (aliases.is_postgresql(source) and aliases.is_postgresql(target)):
         raise ValidationError(
             {
-                "to": [
+                "server": [
                     "Moving a tenant needs PostgreSQL database servers (pg_dump and "
                     "pg_restore); an SQLite tenant file can be copied by hand while the "
                     "tenant is suspended."
@@ -194,7 +194,7 @@ def validate_move(tenant: Tenant, to: DatabaseServer) -> None:
             holds = "holds data" if servers.database_has_data(target) else "exists"
             raise ValidationError(
                 {
-                    "to": [
+                    "server": [
                         f"Database {target['NAME']} on server '{to.name}' {holds} already; "
                         "remove it first. Nothing was changed."
                     ]
@@ -202,7 +202,7 @@ def validate_move(tenant: Tenant, to: DatabaseServer) -> None:
             )
         pgcopy.tools_for(source, target)
     except TenantDatabaseError as exc:
-        raise ValidationError({"to": [str(exc)]}) from exc
+        raise ValidationError({"server": [str(exc)]}) from exc
 
 
 def _check_resumable(move: TenantMove, to: DatabaseServer, *, drop_source: bool) -> None:
@@ -211,7 +211,7 @@ def _check_resumable(move: TenantMove, to: DatabaseServer, *, drop_source: bool)
         if move.target_server_id != to.pk or not (move.drop_source or drop_source):
             raise ValidationError(
                 {
-                    "to": [
+                    "server": [
                         f"'{slug}' was moved to '{target}'; its source database is kept "
                         f"until move_tenant {slug} --finish, which comes before another move."
                     ]
@@ -221,7 +221,7 @@ def _check_resumable(move: TenantMove, to: DatabaseServer, *, drop_source: bool)
     if move.target_server_id != to.pk:
         raise ValidationError(
             {
-                "to": [
+                "server": [
                     f"A move of '{slug}' to '{target}' is under way ({move.state}); run it "
                     "again to complete it, or roll it back (--rollback). Nothing was changed."
                 ]
