@@ -70,11 +70,16 @@ def seed(ctx: Context, *, second_server: bool = False, peer: bool = False) -> No
     import django
 
     django.setup()
+    from tenants.db.aliases import DEFAULT_SERVER
     from tenants.services import AdminSpec, provision_tenant
 
     admin = AdminSpec(ADMIN_USER, "bench@example.com", ADMIN_PASSWORD)
     t0 = time.time()
-    tenants = {BENCH_SLUG: provision_tenant(slug=BENCH_SLUG, name="Bench", admin=admin)}
+    tenants = {
+        BENCH_SLUG: provision_tenant(
+            slug=BENCH_SLUG, name="Bench", admin=admin, server=DEFAULT_SERVER
+        )
+    }
     say(f"provisioned '{BENCH_SLUG}' (template migrated) in {time.time() - t0:.1f}s")
     bench_url = ctx.database_url(tenants[BENCH_SLUG].database_name)
     seed_contacts(bench_url, BENCH_SLUG, mode.small_contacts)
@@ -82,9 +87,11 @@ def seed(ctx: Context, *, second_server: bool = False, peer: bool = False) -> No
     slugs = [f"t{i:04d}" for i in range(1, mode.tenants + 1)]
     t0 = time.time()
     for slug in slugs:
-        tenants[slug] = provision_tenant(slug=slug, name=slug, admin=admin)
+        tenants[slug] = provision_tenant(slug=slug, name=slug, admin=admin, server=DEFAULT_SERVER)
         seed_contacts(ctx.database_url(tenants[slug].database_name), slug, mode.small_contacts)
-    tenants[BIG_SLUG] = provision_tenant(slug=BIG_SLUG, name=BIG_SLUG, admin=admin)
+    tenants[BIG_SLUG] = provision_tenant(
+        slug=BIG_SLUG, name=BIG_SLUG, admin=admin, server=DEFAULT_SERVER
+    )
     say(f"provisioned {len(slugs) + 1} more tenants in {time.time() - t0:.1f}s")
     t0 = time.time()
     seed_contacts(ctx.database_url(tenants[BIG_SLUG].database_name), BIG_SLUG, mode.big_contacts)

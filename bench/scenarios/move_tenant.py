@@ -134,7 +134,7 @@ def run(ctx: Context, run: int) -> dict:
         ctx.env[TARGET_URL_ENV] = target_pg.url
         server = database_server_add(name=f"target{run}", url_env=TARGET_URL_ENV)
         admin = AdminSpec(ADMIN_USER, "bench@example.com", ADMIN_PASSWORD)
-        tenant = provision_tenant(slug=slug, name=slug, admin=admin)
+        tenant = provision_tenant(slug=slug, name=slug, admin=admin, server="default")
         t0 = time.monotonic()
         seed_contacts(ctx, tenant.database_name, ctx.mode.big_contacts)
         say(f"{KEY}: seeded {ctx.mode.big_contacts:,} contacts in {time.monotonic() - t0:.1f}s")
