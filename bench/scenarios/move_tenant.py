@@ -136,7 +136,7 @@ def run(ctx: Context, run: int) -> dict:
         admin = AdminSpec(ADMIN_USER, "bench@example.com", ADMIN_PASSWORD)
         tenant = provision_tenant(slug=slug, name=slug, admin=admin, server="default")
         t0 = time.monotonic()
-        seed_contacts(ctx, tenant.database_name, ctx.mode.big_contacts)
+        seed_contacts(ctx.database_url(tenant.database_name), slug, ctx.mode.big_contacts)
         say(f"{KEY}: seeded {ctx.mode.big_contacts:,} contacts in {time.monotonic() - t0:.1f}s")
         with use_tenant(tenant):
             token = issue_tokens(User.objects.get(username=ADMIN_USER), tenant)["access"]
